@@ -1,0 +1,1 @@
+"""The patterns of the course, one module per section, written against small ports."""

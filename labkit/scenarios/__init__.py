@@ -1,0 +1,64 @@
+"""The runnable experiments: one module per pattern, all run through :func:`run`.
+
+Modules are imported only when their pattern is run, so listing patterns stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+from labkit.core.errors import UnknownName
+from labkit.core.params import Param
+from labkit.core.result import Result
+from labkit.scenarios.base import run_scenario
+
+#: slug -> module path. Numbers order the course; slugs name everything else.
+PATTERNS: dict[str, str] = {
+    "request_response": "labkit.scenarios.request_response",
+    "gateway": "labkit.scenarios.gateway",
+}
+
+#: Other names people reach for first.
+ALIASES: dict[str, str] = {"api_gateway": "gateway", "bff": "gateway", "http": "request_response"}
+
+
+def patterns() -> list[str]:
+    """Every pattern slug that ``labkit run`` accepts, sorted."""
+    return sorted(PATTERNS)
+
+
+def scenario_module(pattern: str) -> ModuleType:
+    slug = ALIASES.get(pattern, pattern)
+    if slug not in PATTERNS:
+        raise UnknownName("pattern", pattern, list(PATTERNS))
+    return importlib.import_module(PATTERNS[slug])
+
+
+def params_of(pattern: str) -> list[Param]:
+    """The declared parameters of a pattern (for CLIs, sliders and docs)."""
+    return list(scenario_module(pattern).PARAMS)
+
+
+def backends_of(pattern: str) -> tuple[str, ...]:
+    return tuple(scenario_module(pattern).BACKENDS)
+
+
+def run(
+    pattern: str,
+    *,
+    seed: int = 0,
+    backend: str | None = None,
+    record: bool = True,
+    **params: Any,
+) -> Result:
+    """Run ``pattern`` with ``params`` and return its :class:`~labkit.core.result.Result`.
+
+    >>> result = run("gateway", mode="concurrent", product_latency_ms=50)
+    >>> result.summary["latency_ms"]["max"] < 100
+    True
+    """
+    module = scenario_module(pattern)
+    slug = ALIASES.get(pattern, pattern)
+    return run_scenario(slug, module, params, seed=seed, backend=backend, record=record)

@@ -1,0 +1,1 @@
+"""The demo shop: user, product and order services that every pattern calls."""

@@ -1,0 +1,1 @@
+"""How requests and messages move: in-process by default, real sockets when asked."""

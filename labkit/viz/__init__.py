@@ -1,0 +1,22 @@
+"""Plotly figures drawn from a run's timeline; notebooks and playground pages share them.
+
+Importing ``labkit.viz`` is cheap: plotly and pandas load when the first figure is drawn.
+"""
+
+from labkit.viz.figures import (
+    compare_waterfalls,
+    latency_histogram,
+    outcome_counts,
+    protocol_comparison,
+    waterfall,
+)
+from labkit.viz.frames import calls_frame
+
+__all__ = [
+    "calls_frame",
+    "compare_waterfalls",
+    "latency_histogram",
+    "outcome_counts",
+    "protocol_comparison",
+    "waterfall",
+]
