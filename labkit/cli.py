@@ -24,9 +24,19 @@ from labkit.core.errors import LabError
 USAGE_ERROR = 2
 
 KEY_PACKAGES = (
-    "labkit", "httpx", "starlette", "uvicorn", "grpcio", "pybreaker", "tenacity", "plotly",
-    "pandas", "streamlit", "ipywidgets", "jupyterlab",
-)  # fmt: skip
+    "labkit",
+    "httpx",
+    "starlette",
+    "uvicorn",
+    "grpcio",
+    "pybreaker",
+    "tenacity",
+    "plotly",
+    "pandas",
+    "streamlit",
+    "ipywidgets",
+    "jupyterlab",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,8 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one pattern's experiment")
     run.add_argument("pattern", help="e.g. gateway, request_response (labkit list shows all)")
-    run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
-                     help="set a parameter (repeatable)")  # fmt: skip
+    run.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a parameter (repeatable)",
+    )
     run.add_argument("--preset", help="start from a named preset of this pattern")
     run.add_argument("--seed", type=int, default=0, help="seed for every random draw (default 0)")
     run.add_argument("--backend", help="inprocess (default) or live for HTTP patterns")
@@ -56,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = sub.add_parser("play", help="open the playground in a browser")
     play.add_argument("--port", type=int, default=8501)
-    play.add_argument("--address", default="127.0.0.1",
-                      help="interface to listen on (default: this machine only)")  # fmt: skip
+    play.add_argument(
+        "--address", default="127.0.0.1", help="interface to listen on (default: this machine only)"
+    )
     return parser
 
 
@@ -91,13 +108,16 @@ def cmd_doctor(*, json_out: bool) -> int:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "packages": {name: _version(name) for name in KEY_PACKAGES},
-        "brokers": {b.name: {"url": b.url, "answers": b.answers, "detail": b.detail} for b in brokers},
+        "brokers": {
+            b.name: {"url": b.url, "answers": b.answers, "detail": b.detail} for b in brokers
+        },
         "default_broker": os.environ.get("LABKIT_BROKER", "memory"),
         "paths": {
-            "data": str(data_dir()), "notebooks": str(notebooks_dir()),
+            "data": str(data_dir()),
+            "notebooks": str(notebooks_dir()),
             "playground": str(playground_dir()),
         },
-    }  # fmt: skip
+    }
     if json_out:
         print(json.dumps(report, indent=2))
         return 0
@@ -173,10 +193,18 @@ def cmd_play(port: int, address: str) -> int:
     if not 0 < port < 65536:
         raise LabError(f"--port {port}: must lie between 1 and 65535")
     command = [
-        sys.executable, "-m", "streamlit", "run", str(app),
-        "--server.address", address, "--server.port", str(port),
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     if address not in ("127.0.0.1", "localhost", "::1"):
         print(f"labkit: listening on {address}: anyone who can reach this machine can use it")
     try:

@@ -138,9 +138,7 @@ def run_on_fresh_loop(main: Callable[[], Awaitable[T]], *, virtual: bool) -> T:
     """
 
     def target() -> T:
-        loop: asyncio.AbstractEventLoop = (
-            VirtualTimeLoop() if virtual else asyncio.new_event_loop()
-        )
+        loop: asyncio.AbstractEventLoop = VirtualTimeLoop() if virtual else asyncio.new_event_loop()
         try:
             return loop.run_until_complete(main())
         finally:

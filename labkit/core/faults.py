@@ -238,7 +238,7 @@ class FaultPlan:
 
     @classmethod
     def from_config(cls, items: Iterable[Mapping[str, Any]], *, seed: int = 0) -> FaultPlan:
-        """Build a plan from dicts such as ``{"target": "product", "kind": "latency", "ms": 50}``."""
+        """A plan from dicts like ``{"target": "product", "kind": "latency", "ms": 50}``."""
         plan = cls(seed)
         for item in items:
             data = dict(item)

@@ -90,9 +90,7 @@ def _fmt(x: float | None) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def resolve(
-    spec: Sequence[Param], given: Mapping[str, Any], *, owner: str
-) -> dict[str, Any]:
+def resolve(spec: Sequence[Param], given: Mapping[str, Any], *, owner: str) -> dict[str, Any]:
     """Defaults overlaid with ``given``, every value checked; unknown names are refused."""
     by_name = {p.name: p for p in spec}
     for name in given:

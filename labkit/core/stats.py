@@ -16,10 +16,11 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
-    """p50, p95, p99, max and mean in milliseconds, rounded to the microsecond."""
+    """min, p50, p95, p99, max and mean in milliseconds, rounded to the microsecond."""
     if not values_ms:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+        return {"min": 0.0, "p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
     return {
+        "min": round(min(values_ms), 3),
         "p50": round(percentile(values_ms, 50), 3),
         "p95": round(percentile(values_ms, 95), 3),
         "p99": round(percentile(values_ms, 99), 3),

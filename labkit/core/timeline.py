@@ -35,7 +35,12 @@ class Record:
 
     def to_dict(self) -> dict[str, Any]:
         """A flat, JSON-ready dict; time in milliseconds, rounded to the microsecond."""
-        return {"t_ms": round(self.t * 1000, 3), "actor": self.actor, "kind": self.kind, **self.fields}
+        return {
+            "t_ms": round(self.t * 1000, 3),
+            "actor": self.actor,
+            "kind": self.kind,
+            **self.fields,
+        }
 
 
 class Timeline:

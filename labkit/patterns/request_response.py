@@ -66,7 +66,9 @@ async def fetch_json(
         kind = response.headers.get("content-type", "unknown content type")
         raise DownstreamError(service, "bad_payload", f"body is not JSON ({kind})") from exc
     if not isinstance(data, dict):
-        raise DownstreamError(service, "bad_payload", f"expected an object, got {type(data).__name__}")
+        raise DownstreamError(
+            service, "bad_payload", f"expected an object, got {type(data).__name__}"
+        )
     return data
 
 

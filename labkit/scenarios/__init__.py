@@ -62,3 +62,29 @@ def run(
     module = scenario_module(pattern)
     slug = ALIASES.get(pattern, pattern)
     return run_scenario(slug, module, params, seed=seed, backend=backend, record=record)
+
+
+def cli_command(
+    pattern: str, params: dict[str, Any], *, seed: int = 0, backend: str | None = None
+) -> str:
+    """The ``labkit run`` command that repeats a run: only non-default values are spelled out."""
+    import shlex
+
+    slug = ALIASES.get(pattern, pattern)
+    parts = ["labkit", "run", slug]
+    for p in params_of(slug):
+        if p.name in params and params[p.name] != p.default:
+            value = params[p.name]
+            text = (
+                str(value).lower()
+                if isinstance(value, bool)
+                else f"{value:g}"
+                if isinstance(value, float)
+                else str(value)
+            )
+            parts += ["--param", f"{p.name}={text}"]
+    if seed:
+        parts += ["--seed", str(seed)]
+    if backend and backend != backends_of(slug)[0]:
+        parts += ["--backend", backend]
+    return shlex.join(parts)

@@ -26,23 +26,38 @@ ORDER_ID = "o-lab"
 
 PARAMS = [
     Param("mode", "sequential", "how the gateway fetches the user and products", choices=MODES),
-    Param("partial", "fail", "when one part fails: 500 for all, or a degraded answer",
-          choices=PARTIAL_POLICIES),
-    Param("bff", "web", "which front end asks: the web BFF (full) or the mobile BFF (compact)",
-          choices=("web", "mobile")),
+    Param(
+        "partial",
+        "fail",
+        "when one part fails: 500 for all, or a degraded answer",
+        choices=PARTIAL_POLICIES,
+    ),
+    Param(
+        "bff",
+        "web",
+        "which front end asks: the web BFF (full) or the mobile BFF (compact)",
+        choices=("web", "mobile"),
+    ),
     Param("items", 5, "products in the order (one product call each)", minimum=1, maximum=12),
     Param("requests", 5, "how many times the client asks for the order", minimum=1, maximum=500),
     Param("order_latency_ms", 10.0, "latency of the order service", minimum=0, unit="ms"),
     Param("user_latency_ms", 10.0, "latency of the user service", minimum=0, unit="ms"),
     Param("product_latency_ms", 50.0, "latency of the product service", minimum=0, unit="ms"),
-    Param("product_jitter_ms", 0.0, "random +/- spread on the product latency", minimum=0,
-          unit="ms"),
-    Param("product_error_rate", 0.0, "share of product calls that answer 503", minimum=0,
-          maximum=1),
-    Param("failing_product", 0, "item number (1..items) whose product call always fails; 0: none",
-          minimum=0, maximum=12),
+    Param(
+        "product_jitter_ms", 0.0, "random +/- spread on the product latency", minimum=0, unit="ms"
+    ),
+    Param(
+        "product_error_rate", 0.0, "share of product calls that answer 503", minimum=0, maximum=1
+    ),
+    Param(
+        "failing_product",
+        0,
+        "item number (1..items) whose product call always fails; 0: none",
+        minimum=0,
+        maximum=12,
+    ),
     Param("call_timeout_ms", 1000.0, "deadline of each downstream call", minimum=1, unit="ms"),
-]  # fmt: skip
+]
 
 
 def fault_plan(params: dict[str, Any], seed: int) -> FaultPlan:
@@ -90,14 +105,16 @@ async def main(ctx: RunContext) -> dict[str, Any]:
 
 def summarize(records, statuses, degraded_answers, response_bytes, p) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     client_ms = [
-        r.fields["latency_ms"] for r in records
+        r.fields["latency_ms"]
+        for r in records
         if r.kind == "response.received" and r.actor == "client"
-    ]  # fmt: skip
+    ]
     downstream = [r for r in records if r.actor == "gateway" and r.kind == "request.sent"]
     downstream_ms = [
-        r.fields["latency_ms"] for r in records
+        r.fields["latency_ms"]
+        for r in records
         if r.actor == "gateway" and r.kind in ("response.received", "request.failed")
-    ]  # fmt: skip
+    ]
     requests = p["requests"]
     return {
         "mode": p["mode"],

@@ -31,10 +31,18 @@ BACKENDS = HTTP_BACKENDS
 PROTOCOLS = ("http", "grpc", "both")
 
 PARAMS = [
-    Param("client", "careful", "the careful client or the naive first draft",
-          choices=("careful", "naive")),
-    Param("protocol", "http", "http; or grpc / both to compare with gRPC over loopback",
-          choices=PROTOCOLS),
+    Param(
+        "client",
+        "careful",
+        "the careful client or the naive first draft",
+        choices=("careful", "naive"),
+    ),
+    Param(
+        "protocol",
+        "http",
+        "http; or grpc / both to compare with gRPC over loopback",
+        choices=PROTOCOLS,
+    ),
     Param("requests", 20, "how many lookups the caller makes", minimum=1, maximum=2000),
     Param("user_id", "u-1", "which user to look up (an unknown id gives a 404)"),
     Param("latency_ms", 20.0, "latency of the user service", minimum=0, unit="ms"),
@@ -43,10 +51,15 @@ PARAMS = [
     Param("error_rate", 0.0, "share of calls answered with 503", minimum=0, maximum=1),
     Param("hang_rate", 0.0, "share of calls that never get an answer", minimum=0, maximum=1),
     Param("reset_rate", 0.0, "share of calls whose connection is reset", minimum=0, maximum=1),
-    Param("bad_payload_rate", 0.0, "share of calls answered 200 with an HTML page", minimum=0,
-          maximum=1),
+    Param(
+        "bad_payload_rate",
+        0.0,
+        "share of calls answered 200 with an HTML page",
+        minimum=0,
+        maximum=1,
+    ),
     Param("down", False, "the user service is down for the whole run"),
-]  # fmt: skip
+]
 
 #: How long a hung call stays silent: long in virtual time (free), short in real time.
 HANG_SECONDS = {"inprocess": 30.0, "live": 3.0}
@@ -101,8 +114,9 @@ async def _http_calls(ctx: RunContext, plan: FaultPlan) -> dict[str, Any]:
     outcomes: Counter[str] = Counter()
     examples: dict[str, str] = {}
     waits: list[float] = []
-    async with host({"user": user_app(catalog)}, backend=ctx.backend, timeline=tl,
-                    faults=plan) as services:  # fmt: skip
+    async with host(
+        {"user": user_app(catalog)}, backend=ctx.backend, timeline=tl, faults=plan
+    ) as services:
         http = services.client("user", source="caller")
         client: UserClient | NaiveUserClient = (
             UserClient(http, timeout_s=p["timeout_ms"] / 1000)
@@ -125,7 +139,9 @@ async def _http_calls(ctx: RunContext, plan: FaultPlan) -> dict[str, Any]:
             examples.setdefault(outcome, message)
             kind = "call.succeeded" if outcome == "ok" else "call.failed"
             tl.record("caller", kind, outcome=outcome, waited_ms=waited, detail=message)
-    bodies = [r.fields["bytes"] for r in tl.of_kind("response.received") if r.fields["status"] == 200]
+    bodies = [
+        r.fields["bytes"] for r in tl.of_kind("response.received") if r.fields["status"] == 200
+    ]
     ctx.extras["payload"] = bodies[-1] if bodies else 0
     return {
         "client": p["client"],
@@ -163,8 +179,12 @@ async def _grpc_calls(ctx: RunContext) -> dict[str, Any]:
                 payload = payload_now or payload
     finally:
         await server.stop(None)
-    return {"calls": p["requests"], "succeeded": ok, "payload_bytes": payload,
-            "latency_ms": latency_summary(waits)}  # fmt: skip
+    return {
+        "calls": p["requests"],
+        "succeeded": ok,
+        "payload_bytes": payload,
+        "latency_ms": latency_summary(waits),
+    }
 
 
 async def _one_grpc_call(
@@ -173,18 +193,42 @@ async def _one_grpc_call(
     import grpc
 
     call = tl.new_id()
-    tl.record("caller", "request.sent", call=call, parent=None, target="user", method="GetUser",
-              path="/labkit.shop.UserService/GetUser", protocol="grpc")  # fmt: skip
+    tl.record(
+        "caller",
+        "request.sent",
+        call=call,
+        parent=None,
+        target="user",
+        method="GetUser",
+        path="/labkit.shop.UserService/GetUser",
+        protocol="grpc",
+    )
     started = time.perf_counter()
     try:
         user = await stub(request, timeout=timeout_s)
     except grpc.aio.AioRpcError as exc:
         waited = round((time.perf_counter() - started) * 1000, 3)
-        tl.record("caller", "request.failed", call=call, target="user", protocol="grpc",
-                  error=exc.code().name.lower(), latency_ms=waited)  # fmt: skip
+        tl.record(
+            "caller",
+            "request.failed",
+            call=call,
+            target="user",
+            protocol="grpc",
+            error=exc.code().name.lower(),
+            latency_ms=waited,
+        )
         return 0, 0, waited
     waited = round((time.perf_counter() - started) * 1000, 3)
     size = len(user.SerializeToString())
-    tl.record("caller", "response.received", call=call, parent=None, target="user",
-              status=200, latency_ms=waited, bytes=size, protocol="grpc")  # fmt: skip
+    tl.record(
+        "caller",
+        "response.received",
+        call=call,
+        parent=None,
+        target="user",
+        status=200,
+        latency_ms=waited,
+        bytes=size,
+        protocol="grpc",
+    )
     return 1, size, waited

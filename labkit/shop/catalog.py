@@ -54,7 +54,9 @@ class Catalog:
         """A copy of the catalog with one more (or a replaced) order."""
         return Catalog(self.users, self.products, {**self.orders, order.id: order})
 
-    def order_with_items(self, n_items: int, *, order_id: str = "o-lab", user_id: str = "u-1") -> Order:
+    def order_with_items(
+        self, n_items: int, *, order_id: str = "o-lab", user_id: str = "u-1"
+    ) -> Order:
         """An order of the first ``n_items`` products, for experiments that vary fan-out."""
         if not 1 <= n_items <= len(self.products):
             raise BadParameter("items", n_items, f"must lie between 1 and {len(self.products)}")
@@ -72,9 +74,12 @@ def parse_catalog(raw: dict[str, Any]) -> Catalog:
         }
         orders = {
             o["id"]: Order(
-                o["id"], o["user_id"], o["status"], str(o["created_at"]),
+                o["id"],
+                o["user_id"],
+                o["status"],
+                str(o["created_at"]),
                 tuple(OrderItem(i["product_id"], int(i["quantity"])) for i in o["items"]),
-            )  # fmt: skip
+            )
             for o in raw["orders"]
         }
     except (KeyError, TypeError, ValueError) as exc:

@@ -63,7 +63,7 @@ class Hosted:
     async def aclose(self) -> None:
         for client in self._clients:
             await client.aclose()
-        for server, task in self._servers:
+        for server, _task in self._servers:
             server.should_exit = True
         for _, task in self._servers:
             await task

@@ -57,9 +57,14 @@ class LabTransport(httpx.AsyncBaseTransport):
         request.headers[CALL_HEADER] = call
         path = request.url.path
         timeline.record(
-            self.source, "request.sent", call=call, parent=parent, target=self.target,
-            method=request.method, path=path,
-        )  # fmt: skip
+            self.source,
+            "request.sent",
+            call=call,
+            parent=parent,
+            target=self.target,
+            method=request.method,
+            path=path,
+        )
         started = clock.now()
         read_timeout = (request.extensions.get("timeout") or {}).get("read")
         try:
@@ -77,10 +82,15 @@ class LabTransport(httpx.AsyncBaseTransport):
             self._failed(call, started, "cancelled")
             raise
         timeline.record(
-            self.source, "response.received", call=call, parent=parent, target=self.target,
-            status=response.status_code, latency_ms=round((clock.now() - started) * 1000, 3),
+            self.source,
+            "response.received",
+            call=call,
+            parent=parent,
+            target=self.target,
+            status=response.status_code,
+            latency_ms=round((clock.now() - started) * 1000, 3),
             bytes=len(response.content),
-        )  # fmt: skip
+        )
         return response
 
     async def _send(self, request: httpx.Request, call: str, path: str) -> httpx.Response:
@@ -105,7 +115,9 @@ class LabTransport(httpx.AsyncBaseTransport):
         if effect.action in ("delay", "hang"):
             await self.timeline.clock.sleep(effect.seconds)
             if effect.action == "hang":
-                raise httpx.ReadTimeout(f"{self.target} hung up after a long silence", request=request)
+                raise httpx.ReadTimeout(
+                    f"{self.target} hung up after a long silence", request=request
+                )
             return None
         if effect.action == "status":
             body = {"error": f"injected {effect.fault}", "status": effect.status}
@@ -124,9 +136,14 @@ class LabTransport(httpx.AsyncBaseTransport):
     def _failed(self, call: str, started: float, error: str) -> None:
         clock = self.timeline.clock
         self.timeline.record(
-            self.source, "request.failed", call=call, parent=current_call.get(),
-            target=self.target, error=error, latency_ms=round((clock.now() - started) * 1000, 3),
-        )  # fmt: skip
+            self.source,
+            "request.failed",
+            call=call,
+            parent=current_call.get(),
+            target=self.target,
+            error=error,
+            latency_ms=round((clock.now() - started) * 1000, 3),
+        )
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -53,20 +53,27 @@ def _waterfall_traces(rows: list[dict[str, Any]], *, showlegend: bool = True) ->
         outcome = row["outcome"]
         traces.append(
             go.Bar(
-                y=[label], x=[max(end - row["start_ms"], 0.3)], base=[row["start_ms"]],
-                orientation="h", marker_color=_color(outcome), name=outcome,
-                legendgroup=outcome, showlegend=showlegend and outcome not in seen,
+                y=[label],
+                x=[max(end - row["start_ms"], 0.3)],
+                base=[row["start_ms"]],
+                orientation="h",
+                marker_color=_color(outcome),
+                name=outcome,
+                legendgroup=outcome,
+                showlegend=showlegend and outcome not in seen,
                 hovertemplate=(
                     f"{row['source']} → {row['target']} {row['path']}<br>start %{{base:.1f}} ms"
                     f"<br>took {end - row['start_ms']:.1f} ms<br>outcome {outcome}<extra></extra>"
                 ),
             )
-        )  # fmt: skip
+        )
         seen.add(outcome)
     return traces
 
 
-def waterfall(source: Result | Timeline, *, request: int = 0, title: str | None = None) -> go.Figure:
+def waterfall(
+    source: Result | Timeline, *, request: int = 0, title: str | None = None
+) -> go.Figure:
     """Calls of one top-level request (the ``request``-th) as bars on a time axis."""
     import plotly.graph_objects as go
 
@@ -76,16 +83,25 @@ def waterfall(source: Result | Timeline, *, request: int = 0, title: str | None 
         root = roots[min(request, len(roots) - 1)]
         rows = descendants(rows, root["call"])
         offset = root["start_ms"]
-        rows = [{**r, "start_ms": r["start_ms"] - offset,
-                 "end_ms": None if r["end_ms"] is None else r["end_ms"] - offset} for r in rows]  # fmt: skip
+        rows = [
+            {
+                **r,
+                "start_ms": r["start_ms"] - offset,
+                "end_ms": None if r["end_ms"] is None else r["end_ms"] - offset,
+            }
+            for r in rows
+        ]
     fig = go.Figure(_waterfall_traces(rows))
     total = max((r["end_ms"] or 0) for r in rows) if rows else 0
     fig.update_layout(
         title=title or f"Waterfall of one request ({total:.0f} ms end to end)",
         xaxis_title="time since the request started (ms)",
-        yaxis={"autorange": "reversed"}, barmode="overlay", height=120 + 28 * len(rows),
-        legend_title="outcome", **LAYOUT,
-    )  # fmt: skip
+        yaxis={"autorange": "reversed"},
+        barmode="overlay",
+        height=120 + 28 * len(rows),
+        legend_title="outcome",
+        **LAYOUT,
+    )
     return fig
 
 
@@ -102,23 +118,35 @@ def compare_waterfalls(
     names = titles or (left.params.get("mode", "left"), right.params.get("mode", "right"))
     totals = [max((r["end_ms"] or 0) - s[0]["start_ms"] for r in s) if s else 0 for s in sides]
     fig = make_subplots(
-        rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
         subplot_titles=[f"{n}: {t:.0f} ms" for n, t in zip(names, totals, strict=True)],
         row_heights=[len(s) or 1 for s in sides],
-    )  # fmt: skip
+    )
     for i, rows in enumerate(sides, start=1):
         if not rows:
             continue
         offset = rows[0]["start_ms"]
-        shifted = [{**r, "start_ms": r["start_ms"] - offset,
-                    "end_ms": None if r["end_ms"] is None else r["end_ms"] - offset} for r in rows]  # fmt: skip
+        shifted = [
+            {
+                **r,
+                "start_ms": r["start_ms"] - offset,
+                "end_ms": None if r["end_ms"] is None else r["end_ms"] - offset,
+            }
+            for r in rows
+        ]
         for trace in _waterfall_traces(shifted, showlegend=i == 1):
             fig.add_trace(trace, row=i, col=1)
         fig.update_yaxes(autorange="reversed", row=i, col=1)
     fig.update_layout(
-        barmode="overlay", height=160 + 26 * sum(len(s) for s in sides), **LAYOUT,
-        title="Same request, two ways", legend_title="outcome",
-    )  # fmt: skip
+        barmode="overlay",
+        height=160 + 26 * sum(len(s) for s in sides),
+        **LAYOUT,
+        title="Same request, two ways",
+        legend_title="outcome",
+    )
     fig.update_xaxes(title_text="time since the request started (ms)", row=2, col=1)
     return fig
 
@@ -134,14 +162,21 @@ def latency_histogram(source: Result | Timeline, *, source_actor: str | None = N
     for target in sorted({r["target"] for r in rows}):
         fig.add_trace(
             go.Histogram(
-                x=[r["latency_ms"] for r in rows if r["target"] == target], name=target,
-                opacity=0.75, nbinsx=40,
+                x=[r["latency_ms"] for r in rows if r["target"] == target],
+                name=target,
+                opacity=0.75,
+                nbinsx=40,
             )
-        )  # fmt: skip
+        )
     fig.update_layout(
-        title="How long calls took", xaxis_title="latency (ms)", yaxis_title="calls",
-        barmode="overlay", legend_title="target", height=360, **LAYOUT,
-    )  # fmt: skip
+        title="How long calls took",
+        xaxis_title="latency (ms)",
+        yaxis_title="calls",
+        barmode="overlay",
+        legend_title="target",
+        height=360,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -154,12 +189,19 @@ def outcome_counts(source: Result | Timeline) -> go.Figure:
     outcomes = sorted({r["outcome"] for r in rows}, key=lambda o: (o != "ok", o))
     fig = go.Figure()
     for outcome in outcomes:
-        counts = [sum(1 for r in rows if r["target"] == t and r["outcome"] == outcome) for t in targets]
+        counts = [
+            sum(1 for r in rows if r["target"] == t and r["outcome"] == outcome) for t in targets
+        ]
         fig.add_trace(go.Bar(x=targets, y=counts, name=outcome, marker_color=_color(outcome)))
     fig.update_layout(
-        title="How calls ended", barmode="stack", xaxis_title="target", yaxis_title="calls",
-        legend_title="outcome", height=360, **LAYOUT,
-    )  # fmt: skip
+        title="How calls ended",
+        barmode="stack",
+        xaxis_title="target",
+        yaxis_title="calls",
+        legend_title="outcome",
+        height=360,
+        **LAYOUT,
+    )
     return fig
 
 
@@ -172,14 +214,21 @@ def protocol_comparison(result: Result) -> go.Figure:
     names = list(per)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["payload (bytes)", "latency (ms)"])
     fig.add_trace(
-        go.Bar(x=names, y=[per[n]["payload_bytes"] for n in names], name="payload",
-               marker_color=["#1565c0", "#00897b"][: len(names)], showlegend=False),
-        row=1, col=1,
-    )  # fmt: skip
+        go.Bar(
+            x=names,
+            y=[per[n]["payload_bytes"] for n in names],
+            name="payload",
+            marker_color=["#1565c0", "#00897b"][: len(names)],
+            showlegend=False,
+        ),
+        row=1,
+        col=1,
+    )
     for q, color in (("p50", "#90caf9"), ("p95", "#1565c0"), ("p99", "#0d47a1")):
         fig.add_trace(
             go.Bar(x=names, y=[per[n]["latency_ms"][q] for n in names], name=q, marker_color=color),
-            row=1, col=2,
+            row=1,
+            col=2,
         )
     fig.update_layout(title="The same user lookup, two protocols", height=380, **LAYOUT)
     return fig

@@ -11,9 +11,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 CALL_COLUMNS = [
-    "call", "parent", "source", "target", "path", "start_ms", "end_ms", "latency_ms",
-    "outcome", "status", "protocol",
-]  # fmt: skip
+    "call",
+    "parent",
+    "source",
+    "target",
+    "path",
+    "start_ms",
+    "end_ms",
+    "latency_ms",
+    "outcome",
+    "status",
+    "protocol",
+]
 
 
 def _timeline(source: Result | Timeline) -> Timeline:
