@@ -39,7 +39,8 @@ def _root_calls(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if r["parent"] not in known]
 
 
-def _waterfall_traces(rows: list[dict[str, Any]], *, showlegend: bool = True) -> list[Any]:
+def _waterfall_traces(rows: list[dict[str, Any]], seen: set[str] | None = None) -> list[Any]:
+    """One bar per call; ``seen`` collects outcomes already in the legend (shared by subplots)."""
     import plotly.graph_objects as go
 
     labels = [
@@ -47,7 +48,7 @@ def _waterfall_traces(rows: list[dict[str, Any]], *, showlegend: bool = True) ->
         for r in rows
     ]
     traces = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for label, row in zip(labels, rows, strict=True):
         end = row["end_ms"] if row["end_ms"] is not None else row["start_ms"]
         outcome = row["outcome"]
@@ -60,7 +61,7 @@ def _waterfall_traces(rows: list[dict[str, Any]], *, showlegend: bool = True) ->
                 marker_color=_color(outcome),
                 name=outcome,
                 legendgroup=outcome,
-                showlegend=showlegend and outcome not in seen,
+                showlegend=outcome not in seen,
                 hovertemplate=(
                     f"{row['source']} → {row['target']} {row['path']}<br>start %{{base:.1f}} ms"
                     f"<br>took {end - row['start_ms']:.1f} ms<br>outcome {outcome}<extra></extra>"
@@ -125,6 +126,7 @@ def compare_waterfalls(
         subplot_titles=[f"{n}: {t:.0f} ms" for n, t in zip(names, totals, strict=True)],
         row_heights=[len(s) or 1 for s in sides],
     )
+    legend_seen: set[str] = set()
     for i, rows in enumerate(sides, start=1):
         if not rows:
             continue
@@ -137,7 +139,7 @@ def compare_waterfalls(
             }
             for r in rows
         ]
-        for trace in _waterfall_traces(shifted, showlegend=i == 1):
+        for trace in _waterfall_traces(shifted, legend_seen):
             fig.add_trace(trace, row=i, col=1)
         fig.update_yaxes(autorange="reversed", row=i, col=1)
     fig.update_layout(
