@@ -170,23 +170,64 @@ class BadPayload(Fault):
         return None
 
 
+@dataclass(frozen=True)
+class Capacity(Fault):
+    """The service can take ``per_s`` calls a second (bursts up to ``burst``); more get 503.
+
+    A token bucket: it refills at ``per_s`` tokens a second up to ``burst``; each call takes
+    one. This is what makes retry storms hurt: a crowd of callers retrying in lockstep
+    arrives together and most of it is turned away, again and again.
+    """
+
+    kind: ClassVar[str] = "capacity"
+    per_s: float = 100.0
+    burst: float = 10.0
+    status: int = 503
+    bucket: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.per_s <= 0:
+            raise BadParameter(f"{self.kind}.per_s", self.per_s, "must be above 0")
+        if self.burst < 1:
+            raise BadParameter(f"{self.kind}.burst", self.burst, "must be at least 1")
+
+    def effect(self, rng: random.Random, nth_call: int, now: float) -> Effect | None:
+        tokens = self.bucket.get("tokens", self.burst)
+        last = self.bucket.get("at", now)
+        tokens = min(self.burst, tokens + (now - last) * self.per_s)
+        self.bucket["at"] = now
+        if tokens >= 1:
+            self.bucket["tokens"] = tokens - 1
+            return None
+        self.bucket["tokens"] = tokens
+        return Effect("status", self.kind, status=self.status)
+
+
 FAULT_KINDS: dict[str, type[Fault]] = {
-    cls.kind: cls for cls in (Latency, ErrorStatus, FailFirst, Hang, Reset, Outage, BadPayload)
+    cls.kind: cls
+    for cls in (Latency, ErrorStatus, FailFirst, Hang, Reset, Outage, BadPayload, Capacity)
 }
 
 
 @dataclass
 class Rule:
-    """One line of a plan: a fault aimed at a service (``"*"`` for all) and a route prefix."""
+    """One line of a plan: a fault aimed at a service (``"*"`` for all), a route prefix, and
+    the window of run time in which it is active (always, by default)."""
 
     target: str
     fault: Fault
     route: str = ""
     rng: random.Random = field(default_factory=random.Random, repr=False)
     calls: int = 0
+    start_s: float = 0.0
+    end_s: float = float("inf")
 
-    def matches(self, target: str, path: str) -> bool:
-        return self.target in ("*", target) and path.startswith(self.route)
+    def matches(self, target: str, path: str, now: float) -> bool:
+        return (
+            self.target in ("*", target)
+            and path.startswith(self.route)
+            and self.start_s <= now < self.end_s
+        )
 
 
 class FaultPlan:
@@ -201,9 +242,20 @@ class FaultPlan:
         self.seed = seed
         self.rules: list[Rule] = []
 
-    def add(self, target: str, fault: Fault, *, route: str = "") -> FaultPlan:
+    def add(
+        self,
+        target: str,
+        fault: Fault,
+        *,
+        route: str = "",
+        start_s: float = 0.0,
+        end_s: float = float("inf"),
+    ) -> FaultPlan:
+        """Add a rule; ``start_s``/``end_s`` limit it to a window of the run."""
+        if end_s < start_s:
+            raise BadParameter("end_s", end_s, f"must not be before start_s ({start_s:g})")
         rng = random.Random(f"{self.seed}:{len(self.rules)}:{target}:{fault.kind}")
-        self.rules.append(Rule(target, fault, route, rng))
+        self.rules.append(Rule(target, fault, route, rng, 0, start_s, end_s))
         return self
 
     def effects(self, target: str, path: str, now: float) -> list[Effect]:
@@ -211,7 +263,7 @@ class FaultPlan:
         delays: list[Effect] = []
         ending: Effect | None = None
         for rule in self.rules:
-            if not rule.matches(target, path):
+            if not rule.matches(target, path, now):
                 continue
             rule.calls += 1
             effect = rule.fault.effect(rule.rng, rule.calls, now)
@@ -231,10 +283,14 @@ class FaultPlan:
 
     def to_config(self) -> list[dict[str, Any]]:
         """The plan as plain data (the shape :meth:`from_config` reads)."""
-        return [
-            {"target": r.target, "route": r.route, "kind": r.fault.kind, **asdict(r.fault)}
-            for r in self.rules
-        ]
+        out = []
+        for r in self.rules:
+            item = {"target": r.target, "route": r.route, "kind": r.fault.kind, **asdict(r.fault)}
+            item.pop("bucket", None)
+            if r.start_s or r.end_s != float("inf"):
+                item.update(start_s=r.start_s, end_s=r.end_s)
+            out.append(item)
+        return out
 
     @classmethod
     def from_config(cls, items: Iterable[Mapping[str, Any]], *, seed: int = 0) -> FaultPlan:
@@ -247,8 +303,13 @@ class FaultPlan:
                 raise UnknownName("fault kind", kind, list(FAULT_KINDS))
             target = str(data.pop("target", "*"))
             route = str(data.pop("route", ""))
+            try:
+                start_s = float(data.pop("start_s", 0.0))
+                end_s = float(data.pop("end_s", float("inf")))
+            except (TypeError, ValueError):
+                raise BadParameter(f"{kind}.start_s/end_s", item, "must be numbers") from None
             fault_cls = FAULT_KINDS[kind]
-            defaults = {f.name: f.default for f in fields(fault_cls)}
+            defaults = {f.name: f.default for f in fields(fault_cls) if f.name != "bucket"}
             values: dict[str, Any] = {}
             for name, value in data.items():
                 if name not in defaults:
@@ -258,5 +319,5 @@ class FaultPlan:
                 except (TypeError, ValueError):
                     raise BadParameter(f"{kind}.{name}", value, "must be a number") from None
             fault = fault_cls(**values)
-            plan.add(target, fault, route=route)
+            plan.add(target, fault, route=route, start_s=start_s, end_s=end_s)
         return plan

@@ -66,6 +66,14 @@ class Timeline:
             self._records.append(rec)
         return rec
 
+    def absorb(self, other: Timeline, **extra: Any) -> None:
+        """Append ``other``'s records (times kept as they are), each tagged with ``extra``."""
+        if not self.enabled:
+            return
+        tagged = [Record(r.t, r.actor, r.kind, {**r.fields, **extra}) for r in other.records]
+        with self._lock:
+            self._records.extend(tagged)
+
     def new_id(self, prefix: str = "c") -> str:
         """A run-unique, deterministic id such as ``c7`` (same run, same ids)."""
         return f"{prefix}{next(self._ids)}"

@@ -18,10 +18,17 @@ from labkit.scenarios.base import run_scenario
 PATTERNS: dict[str, str] = {
     "request_response": "labkit.scenarios.request_response",
     "gateway": "labkit.scenarios.gateway",
+    "circuit_breaker": "labkit.scenarios.circuit_breaker",
+    "retry": "labkit.scenarios.retry",
 }
 
 #: Other names people reach for first.
-ALIASES: dict[str, str] = {"api_gateway": "gateway", "bff": "gateway", "http": "request_response"}
+ALIASES: dict[str, str] = {
+    "api_gateway": "gateway",
+    "bff": "gateway",
+    "http": "request_response",
+    "breaker": "circuit_breaker",
+}
 
 
 def patterns() -> list[str]:

@@ -7,6 +7,7 @@ Istio would, so the same services serve every experiment.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Any
 
@@ -24,9 +25,15 @@ def _not_found(kind: str, key: str) -> JSONResponse:
     return JSONResponse({"error": f"no {kind} with id {key!r}"}, status_code=404)
 
 
+USER_ID = re.compile(r"^u-\d+$")
+
+
 def user_app(catalog: Catalog) -> Starlette:
     async def get_user(request: Request) -> JSONResponse:
         key = request.path_params["id"]
+        if not USER_ID.match(key):
+            # A malformed request: it will fail the same way every time it is sent.
+            return JSONResponse({"error": f"malformed user id {key!r}"}, status_code=400)
         user = catalog.users.get(key)
         return JSONResponse(asdict(user)) if user else _not_found("user", key)
 

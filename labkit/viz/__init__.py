@@ -11,12 +11,15 @@ from labkit.viz.figures import (
     waterfall,
 )
 from labkit.viz.frames import calls_frame
+from labkit.viz.resilience import breaker_timeline, retry_storm
 
 __all__ = [
+    "breaker_timeline",
     "calls_frame",
     "compare_waterfalls",
     "latency_histogram",
     "outcome_counts",
     "protocol_comparison",
+    "retry_storm",
     "waterfall",
 ]
