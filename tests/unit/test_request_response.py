@@ -50,10 +50,15 @@ def test_each_failure_becomes_one_named_reason_with_its_cause_kept(fault, reason
 
 
 def test_an_unknown_user_is_not_found_not_a_crash():
-    error = lookup(FaultPlan(), user_id="nobody")
+    error = lookup(FaultPlan(), user_id="u-999")
     assert (
         isinstance(error, DownstreamError) and error.reason == "not_found" and error.status == 404
     )
+
+
+def test_a_malformed_id_is_a_400_that_names_the_status():
+    error = lookup(FaultPlan(), user_id="nobody")
+    assert isinstance(error, DownstreamError) and error.reason == "status" and error.status == 400
 
 
 def test_the_naive_client_crashes_on_an_error_body():
