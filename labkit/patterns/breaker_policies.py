@@ -199,6 +199,10 @@ class GoBreaker(Policy):
         """The syllabus' settings: 5 half-open requests, 10 s interval, 30 s timeout."""
         return cls(max_requests=5, interval=10.0, timeout=30.0, ready_to_trip=syllabus_trip)
 
+    def bind(self, clock: Clock) -> None:
+        super().bind(clock)
+        self.clear()  # gobreaker starts its first generation when it is made
+
     def pybreaker_settings(self) -> dict[str, Any]:
         return {
             "fail_max": NEVER,

@@ -72,26 +72,39 @@ def run(
 
 
 def cli_command(
-    pattern: str, params: dict[str, Any], *, seed: int = 0, backend: str | None = None
+    pattern: str,
+    params: dict[str, Any],
+    *,
+    seed: int = 0,
+    backend: str | None = None,
+    preset: str | None = None,
 ) -> str:
-    """The ``labkit run`` command that repeats a run: only non-default values are spelled out."""
+    """The ``labkit run`` command that repeats a run: only values that differ from the
+    defaults (or from ``preset``'s values, when a preset is named) are spelled out."""
     import shlex
 
+    from labkit.scenarios.presets import preset as find_preset
+
     slug = ALIASES.get(pattern, pattern)
-    parts = ["labkit", "run", slug]
-    for p in params_of(slug):
-        if p.name in params and params[p.name] != p.default:
-            value = params[p.name]
-            text = (
-                str(value).lower()
-                if isinstance(value, bool)
-                else f"{value:g}"
-                if isinstance(value, float)
-                else str(value)
-            )
-            parts += ["--param", f"{p.name}={text}"]
+    spec = params_of(slug)
+    base = {p.name: p.default for p in spec}
+    words = ["labkit", "run", slug]
+    if preset:
+        base.update(find_preset(slug, preset).params)
+        words += ["--preset", preset]
+    for p in spec:
+        if p.name in params and p.coerce(params[p.name]) != p.coerce(base[p.name]):
+            words += ["--param", f"{p.name}={_cli_value(params[p.name])}"]
     if seed:
-        parts += ["--seed", str(seed)]
+        words += ["--seed", str(seed)]
     if backend and backend != backends_of(slug)[0]:
-        parts += ["--backend", backend]
-    return shlex.join(parts)
+        words += ["--backend", backend]
+    return shlex.join(words)
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

@@ -27,11 +27,21 @@ OUTCOME_COLORS = {
     "pending": "#bdbdbd",
 }
 ERROR_COLOR = "#c62828"
+#: distinct shades per HTTP status, so "500" and "503" are two different entries in a legend
+STATUS_COLORS = {
+    "400": "#f9a825",
+    "404": "#fbc02d",
+    "429": "#ff8f00",
+    "500": "#b71c1c",
+    "502": "#e53935",
+    "503": "#c62828",
+    "504": "#ad1457",
+}
 LAYOUT = {"template": "plotly_white", "margin": {"l": 10, "r": 10, "t": 50, "b": 40}}
 
 
 def _color(outcome: str) -> str:
-    return OUTCOME_COLORS.get(outcome, ERROR_COLOR)
+    return OUTCOME_COLORS.get(outcome) or STATUS_COLORS.get(outcome, ERROR_COLOR)
 
 
 def _root_calls(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
