@@ -103,6 +103,9 @@ class Policy(pybreaker.CircuitBreakerListener):
     def admit(self, cb: pybreaker.CircuitBreaker) -> None:
         """Before a call that the state lets through; raise to reject it uncounted."""
 
+    def refresh(self, cb: pybreaker.CircuitBreaker) -> None:
+        """Bring time-based bookkeeping up to date (called whenever the state is read)."""
+
     def observe(self, cb: pybreaker.CircuitBreaker, *, failed: bool) -> None:
         """After a call; may open the breaker with ``cb.open()``."""
 
@@ -216,12 +219,19 @@ class GoBreaker(Policy):
         self.state_counts = Counts()
         self._expiry = self.clock.now() + self.interval if self.interval else None
 
+    def refresh(self, cb: pybreaker.CircuitBreaker) -> None:
+        # like gobreaker's currentState(): a closed generation past its interval ends, and a
+        # new one starts now, whether a call or a look at the state noticed it
+        closed = cb.current_state == pybreaker.STATE_CLOSED
+        if closed and self._expiry is not None and self.clock.now() >= self._expiry:
+            self.clear()
+
     def admit(self, cb: pybreaker.CircuitBreaker) -> None:
-        state = cb.current_state
-        if state == pybreaker.STATE_CLOSED and self._expiry is not None:
-            if self.clock.now() >= self._expiry:
-                self.clear()  # a new generation: counts start again
-        elif state == pybreaker.STATE_HALF_OPEN and self.state_counts.requests >= self.max_requests:
+        self.refresh(cb)
+        if (
+            cb.current_state == pybreaker.STATE_HALF_OPEN
+            and self.state_counts.requests >= self.max_requests
+        ):
             raise TooManyRequests("half-open: too many trial requests")
         self.state_counts.requests += 1
 

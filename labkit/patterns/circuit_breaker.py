@@ -151,6 +151,7 @@ class CircuitBreaker:
             self._reason = "open timeout elapsed"
             self._cb.half_open()
             current = self._cb.current_state
+        self.policy.refresh(self._cb)
         return current  # type: ignore[return-value]
 
     @property

@@ -20,6 +20,8 @@ PATTERNS: dict[str, str] = {
     "gateway": "labkit.scenarios.gateway",
     "circuit_breaker": "labkit.scenarios.circuit_breaker",
     "retry": "labkit.scenarios.retry",
+    "deadline": "labkit.scenarios.deadline",
+    "bulkhead": "labkit.scenarios.bulkhead",
 }
 
 #: Other names people reach for first.

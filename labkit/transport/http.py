@@ -48,6 +48,10 @@ class LabTransport(httpx.AsyncBaseTransport):
         self.source = source
         self.timeline = timeline
         self.faults = faults or FaultPlan()
+        #: In-process, run the service in its own task so a caller's timeout does not cancel
+        #: the service's work (a real server never hears about it). Real sockets need no help.
+        self.detach = isinstance(inner, httpx.ASGITransport)
+        self._serving: set[asyncio.Task[httpx.Response]] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeline = self.timeline
@@ -68,8 +72,11 @@ class LabTransport(httpx.AsyncBaseTransport):
         started = clock.now()
         read_timeout = (request.extensions.get("timeout") or {}).get("read")
         try:
-            async with asyncio.timeout(read_timeout):
+            if read_timeout is None:
                 response = await self._send(request, call, path)
+            else:
+                async with asyncio.timeout(read_timeout):
+                    response = await self._send(request, call, path)
         except TimeoutError:
             self._failed(call, started, "timeout")
             raise httpx.ReadTimeout(
@@ -99,6 +106,16 @@ class LabTransport(httpx.AsyncBaseTransport):
                 reply = await self._apply(effect, request, call)
                 if reply is not None:
                     return reply
+        if not self.detach:
+            return await self._serve(request)
+        # Like a server across a wire, the service does not see the caller give up: its work
+        # goes on in its own task (and the host waits for it at the end of the run).
+        task = asyncio.ensure_future(self._serve(request))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+        return await asyncio.shield(task)
+
+    async def _serve(self, request: httpx.Request) -> httpx.Response:
         response = await self.inner.handle_async_request(request)
         await response.aread()
         return response
@@ -146,6 +163,9 @@ class LabTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        """Wait for work still being served (see ``detach``), then close the inner transport."""
+        if self._serving:
+            await asyncio.gather(*self._serving, return_exceptions=True)
         await self.inner.aclose()
 
 
