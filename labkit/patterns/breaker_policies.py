@@ -77,6 +77,7 @@ class Policy(pybreaker.CircuitBreakerListener):
     # successes is done here, not by pybreaker (its ``success_threshold`` is set out of
     # reach), so that the transition is recorded with the counters that decided it.
     _changed = False
+    _half_open = False
 
     def before_call(self, cb, func, *args, **kwargs):  # type: ignore[no-untyped-def]
         self._changed = False
@@ -86,7 +87,7 @@ class Policy(pybreaker.CircuitBreakerListener):
         if self._changed:
             return
         self.observe(cb, failed=False)
-        if cb.current_state == pybreaker.STATE_HALF_OPEN:
+        if self._half_open:
             self.trial_successes += 1
             if self.trial_successes >= self.close_after:
                 cb.close()
@@ -95,10 +96,17 @@ class Policy(pybreaker.CircuitBreakerListener):
         if not self._changed:
             self.observe(cb, failed=True)
 
+    #: told of every transition *before* counts are cleared (the breaker records it)
+    on_transition: Callable[[str, str], None] | None = None
+
     def state_change(self, cb, old_state, new_state):  # type: ignore[no-untyped-def]
+        new = new_state.name if new_state is not None else ""
+        if self.on_transition is not None:
+            self.on_transition(old_state.name if old_state else "closed", new)
         self._changed = True
+        self._half_open = new == pybreaker.STATE_HALF_OPEN
         self.trial_successes = 0
-        self.on_state_change(new_state.name if new_state is not None else "")
+        self.on_state_change(new)
 
     def admit(self, cb: pybreaker.CircuitBreaker) -> None:
         """Before a call that the state lets through; raise to reject it uncounted."""

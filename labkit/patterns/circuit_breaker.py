@@ -25,6 +25,7 @@ or in front of a service whose failures are per-request (a 404 is not a sick ser
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -92,16 +93,6 @@ class Transition:
     reason: str = ""
 
 
-class _Recorder(pybreaker.CircuitBreakerListener):
-    def __init__(self, owner: CircuitBreaker) -> None:
-        self.owner = owner
-
-    def state_change(self, cb, old_state, new_state):  # type: ignore[no-untyped-def]
-        self.owner._on_transition(
-            old_state.name if old_state else "closed", new_state.name if new_state else ""
-        )
-
-
 class CircuitBreaker:
     """A pybreaker circuit breaker on the lab's clock, with a trip policy and a visible history.
 
@@ -123,6 +114,7 @@ class CircuitBreaker:
         self.clock = clock
         self.policy = policy or ConsecutiveFailures()
         self.policy.bind(clock)
+        self.policy.on_transition = self._on_transition
         self.timeline = timeline
         self._record = timeline is not None and timeline.enabled
         self.transitions: list[Transition] = []
@@ -136,7 +128,7 @@ class CircuitBreaker:
             **settings,
             success_threshold=NEVER,
             exclude=[*exclude, _is_cancellation],
-            listeners=[_Recorder(self), self.policy],  # record before the policy clears counts
+            listeners=[self.policy],
             state_storage=self._storage,
             name=name,
             throw_new_error_on_trip=False,
@@ -165,17 +157,18 @@ class CircuitBreaker:
     # -- calls ---------------------------------------------------------------------------------
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn`` through the breaker; for an ``async def`` this returns an awaitable."""
-        if inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
-            getattr(fn, "func", None)
-        ):
+        if _is_async(getattr(fn, "__func__", None) or getattr(fn, "func", None) or fn):
             return self._call_async(fn, *args, **kwargs)
         return self._call_sync(fn, *args, **kwargs)
 
     def _call_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._disabled:
             return fn(*args, **kwargs)
-        self._gate()
-        started = self.clock.now() if self._record else 0.0
+        if self._forced:
+            raise CircuitOpen("forced open")
+        if not self._record:  # the lean path: pybreaker and the policy, nothing else
+            return self._cb.call(fn, *args, **kwargs)
+        started = self.clock.now()
         try:
             result = self._cb.call(fn, *args, **kwargs)
         except pybreaker.CircuitBreakerError:
@@ -190,8 +183,12 @@ class CircuitBreaker:
     async def _call_async(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         if self._disabled:
             return await fn(*args, **kwargs)
-        self._gate()
-        started = self.clock.now() if self._record else 0.0
+        if self._forced:
+            raise CircuitOpen("forced open")
+        if not self._record:
+            with self._cb.calling():
+                return await fn(*args, **kwargs)
+        started = self.clock.now()
         try:
             with self._cb.calling():
                 result = await fn(*args, **kwargs)
@@ -204,13 +201,7 @@ class CircuitBreaker:
         self._note("success", started)
         return result
 
-    def _gate(self) -> None:
-        if self._forced:
-            raise CircuitOpen("forced open")
-
     def _note(self, outcome: str, started: float, exc: BaseException | None = None) -> None:
-        if not self._record:
-            return
         assert self.timeline is not None
         fields: dict[str, Any] = {
             "breaker": self.name,
@@ -277,6 +268,12 @@ _DEFAULT_REASON = {
     "closed": "trial calls succeeded",
 }
 _PAST = {"success": "succeeded", "failure": "failed", "rejected": "rejected"}
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """Is ``fn`` an ``async def``? Cached: ``inspect`` takes longer than a breaker call."""
+    return inspect.iscoroutinefunction(fn)
 
 
 def _is_cancellation(exc: BaseException) -> bool:
