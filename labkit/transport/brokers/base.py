@@ -1,0 +1,250 @@
+"""One small messaging protocol, three backends (memory, NATS, RabbitMQ).
+
+Words, as the lab uses them:
+
+* a **subject** names what a message is about (``orders.created``); publishers send to a
+  subject, never to a queue. Dots separate tokens.
+* a **queue** collects the messages whose subject matches one of its **bindings**
+  (``orders.*`` matches one token, ``orders.#`` or ``orders.>`` any number). Consumers of one
+  queue *compete*: each message goes to one of them.
+* a **delivery** is one attempt to hand a message to a consumer. The consumer must
+  :meth:`~Delivery.ack` it (done), :meth:`~Delivery.nack` it (try again later) or
+  :meth:`~Delivery.reject` it (never: dead-letter it). An unacknowledged delivery whose consumer
+  crashes, or whose ack wait runs out, comes back, flagged ``redelivered``.
+* a **dead-letter queue** (``<queue>.dlq``) keeps what could not be processed, with a death
+  record saying why: ``rejected``, ``delivery_limit`` or ``expired``.
+* a **subscription** (core pub/sub) receives what is published while it is there, and nothing
+  that was published while it was away.
+
+Every backend implements :class:`Broker`; the contract tests in ``tests/contract`` run the
+same checks against each one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from labkit.core.errors import BadParameter, LabError
+
+BROKERS = ("memory", "nats", "rabbitmq")
+DEATH_REASONS = ("rejected", "delivery_limit", "expired")
+
+
+class BrokerUnavailable(LabError):
+    """The chosen broker does not answer; the message says where it looked."""
+
+
+class BadMessage(LabError):
+    """A message body that is not what the consumer expects (e.g. not JSON)."""
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """A queue: its bindings, and what happens to messages that cannot be processed."""
+
+    name: str
+    bindings: tuple[str, ...]
+    max_deliveries: int | None = None
+    dead_letter: bool = True
+    ack_wait_s: float = 30.0
+    ttl_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", self.name):
+            raise BadParameter("queue", self.name, "must be letters, digits, _ or -")
+        if not self.bindings:
+            raise BadParameter("bindings", self.bindings, "must name at least one subject")
+        for pattern in self.bindings:
+            check_subject(pattern, pattern=True)
+        if self.max_deliveries is not None and self.max_deliveries < 1:
+            raise BadParameter("max_deliveries", self.max_deliveries, "must be at least 1")
+        if self.ack_wait_s <= 0:
+            raise BadParameter("ack_wait_s", self.ack_wait_s, "must be above 0")
+        if self.ttl_s is not None and self.ttl_s <= 0:
+            raise BadParameter("ttl_s", self.ttl_s, "must be above 0")
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+def check_subject(subject: str, *, pattern: bool = False) -> str:
+    """Refuse empty tokens and (outside patterns) wildcards, naming the bad subject."""
+    tokens = subject.split(".")
+    if not subject or any(not t for t in tokens):
+        raise BadParameter("subject", subject, "must be dot-separated, non-empty tokens")
+    wild = {"*", "#", ">"}
+    if not pattern and any(t in wild for t in tokens):
+        raise BadParameter("subject", subject, "cannot contain wildcards when publishing")
+    if not all(re.fullmatch(r"[A-Za-z0-9_*#>-]+", t) for t in tokens):
+        raise BadParameter("subject", subject, "tokens must be letters, digits, _ or -")
+    return subject
+
+
+@lru_cache(maxsize=512)
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for token in pattern.split("."):
+        if token == "*":
+            parts.append(r"[^.]+")
+        elif token in ("#", ">"):
+            parts.append(r".*" if token == "#" else r".+")
+        else:
+            parts.append(re.escape(token))
+    regex = r"\.".join(parts)
+    regex = regex.replace(r"\..*", r"(\..*)?")  # AMQP '#' also matches zero tokens
+    return re.compile(f"^{regex}$")
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """Topic matching in both dialects: ``*`` one token; ``#`` (AMQP) or ``>`` (NATS) the rest.
+
+    >>> subject_matches("orders.*", "orders.created"), subject_matches("orders.>", "orders")
+    (True, False)
+    """
+    return bool(_pattern_regex(pattern).match(subject))
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a publisher sent: an id, a subject, a body and headers."""
+
+    id: str
+    subject: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        """The body parsed as JSON, or :class:`BadMessage` naming the problem."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            preview = self.body[:40].decode("utf-8", "replace")
+            raise BadMessage(
+                f"message {self.id} is not JSON ({exc.__class__.__name__}): {preview!r}"
+            ) from exc
+
+
+def encode_body(body: bytes | str | Mapping[str, Any] | list[Any]) -> bytes:
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in a dead-letter queue, with its death record."""
+
+    message: Message
+    queue: str
+    reason: str
+    deliveries: int
+    at: float
+
+
+class Delivery(ABC):
+    """One attempt to hand a message to a consumer; settle it exactly once."""
+
+    message: Message
+    queue: str
+    delivery_count: int
+    settled: bool = False
+
+    @property
+    def redelivered(self) -> bool:
+        return self.delivery_count > 1
+
+    @abstractmethod
+    async def ack(self) -> None: ...
+
+    @abstractmethod
+    async def nack(self, *, requeue: bool = True) -> None: ...
+
+    @abstractmethod
+    async def reject(self, reason: str = "rejected") -> None:
+        """Never deliver it again: dead-letter it with ``reason`` (the queue keeps a DLQ)."""
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(ABC):
+    """A running consumer of one queue."""
+
+    @abstractmethod
+    async def stop(self, *, crash: bool = False) -> None:
+        """Stop consuming. ``crash=True`` abandons unsettled deliveries (they come back)."""
+
+
+class Subscription(ABC):
+    @abstractmethod
+    async def unsubscribe(self) -> None: ...
+
+
+class Broker(ABC):
+    """The messaging protocol every backend implements."""
+
+    name: str = "broker"
+
+    async def __aenter__(self) -> Broker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:  # noqa: B027 (optional: the memory broker needs no connection)
+        """Connect to the broker."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def declare(self, spec: QueueSpec) -> None:
+        """Create the queue (and its DLQ) if needed; idempotent for the same spec."""
+
+    @abstractmethod
+    async def publish(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        """Send a message; returns its id once the broker has it (publisher confirm)."""
+
+    @abstractmethod
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 1) -> Consumer:
+        """Call ``handler`` for each delivery, at most ``prefetch`` unsettled at once."""
+
+    @abstractmethod
+    async def subscribe(
+        self, pattern: str, handler: Callable[[Message], Awaitable[None]]
+    ) -> Subscription:
+        """Core pub/sub: receive what matches ``pattern`` from now on, while subscribed."""
+
+    @abstractmethod
+    async def depth(self, queue: str) -> int:
+        """Messages waiting in ``queue`` (not counting ones handed out and not yet settled)."""
+
+    @abstractmethod
+    async def dead_letters(self, queue: str) -> list[DeadLetter]:
+        """What ``queue``'s DLQ holds, oldest first, with why each message died."""
+
+    @abstractmethod
+    async def replay_dead_letters(self, queue: str) -> int:
+        """Move every dead letter of ``queue`` back into it; returns how many."""

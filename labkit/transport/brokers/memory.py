@@ -1,0 +1,405 @@
+"""The memory broker: a teaching broker that models what test brokers usually skip.
+
+It runs inside the process on the run's clock (virtual time by default), and behaves like the
+real brokers where it matters for the lessons:
+
+* **manual acknowledgement**: a delivery stays "in flight" until the consumer acks, nacks or
+  rejects it; a consumer that crashes leaves its in-flight deliveries to come back, flagged
+  *redelivered* (RabbitMQ);
+* **ack wait**: a delivery nobody settles within ``ack_wait_s`` comes back too (JetStream);
+* **prefetch**: at most ``prefetch`` unsettled deliveries per consumer;
+* **delivery limit**: past ``max_deliveries`` a message is dead-lettered with reason
+  ``delivery_limit`` instead of going round again (quorum queues, ``max_deliver``);
+* **dead-lettering** with a death record (like RabbitMQ's ``x-death``): ``rejected``,
+  ``delivery_limit`` or ``expired`` (past ``ttl_s`` before it was delivered);
+* **topic routing** with both wildcard dialects, fan-out to every matching queue, and core
+  pub/sub subscriptions that only see what is published while they listen;
+* a **log** of everything published, to replay from a sequence number or a time.
+
+Every step is a record on the timeline, so the accounting (published = acked + dead-lettered +
+still queued, nothing lost) can be checked from the records alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from labkit.core.clock import Clock, ManualClock
+from labkit.core.errors import BadParameter, UnknownName
+from labkit.core.timeline import Timeline
+from labkit.transport.brokers.base import (
+    Broker,
+    Consumer,
+    DeadLetter,
+    Delivery,
+    Handler,
+    Message,
+    QueueSpec,
+    Subscription,
+    check_subject,
+    encode_body,
+    new_message_id,
+    subject_matches,
+)
+
+
+@dataclass
+class _Entry:
+    message: Message
+    enqueued_at: float
+    deliveries: int = 0
+
+
+class _Queue:
+    def __init__(self, spec: QueueSpec) -> None:
+        self.spec = spec
+        self.ready: deque[_Entry] = deque()
+        self.in_flight: dict[int, _MemoryDelivery] = {}
+        self.consumers: list[_MemoryConsumer] = []
+        self.dlq: list[DeadLetter] = []
+        self.turn = 0
+
+
+class _MemoryDelivery(Delivery):
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        queue: _Queue,
+        entry: _Entry,
+        tag: int,
+        consumer: _MemoryConsumer,
+    ) -> None:
+        self.broker, self._queue, self.entry, self.tag = broker, queue, entry, tag
+        self.consumer = consumer
+        self.message = entry.message
+        self.queue = queue.spec.name
+        self.delivery_count = entry.deliveries
+        self.settled = False
+        self.timer: asyncio.TimerHandle | None = None
+
+    def _settle(self, what: str) -> bool:
+        if self.settled:
+            return False
+        if self._queue.in_flight.get(self.tag) is not self:
+            # the ack wait ran out and the message went back: this settlement comes too late
+            self.broker._record(
+                "consumer", f"message.late_{what}", id=self.message.id, queue=self.queue
+            )
+            self.settled = True
+            return False
+        self.settled = True
+        del self._queue.in_flight[self.tag]
+        self.consumer.unsettled.discard(self.tag)
+        if self.timer is not None:
+            self.timer.cancel()
+        return True
+
+    async def ack(self) -> None:
+        if self._settle("ack"):
+            self.broker._record(
+                self.consumer.name,
+                "message.acked",
+                id=self.message.id,
+                queue=self.queue,
+                delivery=self.delivery_count,
+            )
+            self.broker._dispatch(self._queue)
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        if not self._settle("nack"):
+            return
+        self.broker._record(
+            self.consumer.name,
+            "message.nacked",
+            id=self.message.id,
+            queue=self.queue,
+            requeue=requeue,
+            delivery=self.delivery_count,
+        )
+        if requeue:
+            self._queue.ready.appendleft(self.entry)
+        else:
+            self.broker._dead_letter(self._queue, self.entry, "rejected")
+        self.broker._dispatch(self._queue)
+
+    async def reject(self, reason: str = "rejected") -> None:
+        if self._settle("reject"):
+            self.broker._record(
+                self.consumer.name,
+                "message.rejected",
+                id=self.message.id,
+                queue=self.queue,
+                reason=reason,
+            )
+            self.broker._dead_letter(self._queue, self.entry, reason)
+            self.broker._dispatch(self._queue)
+
+
+class _MemoryConsumer(Consumer):
+    def __init__(
+        self, broker: MemoryBroker, queue: _Queue, handler: Handler, prefetch: int, name: str
+    ) -> None:
+        self.broker, self.queue, self.handler, self.prefetch = broker, queue, handler, prefetch
+        self.name = name
+        self.unsettled: set[int] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.active = True
+
+    async def stop(self, *, crash: bool = False) -> None:
+        self.active = False
+        if self in self.queue.consumers:
+            self.queue.consumers.remove(self)
+        if crash:
+            self.broker._record(
+                self.name,
+                "consumer.crashed",
+                queue=self.queue.spec.name,
+                in_flight=len(self.unsettled),
+            )
+            for task in list(self.tasks):
+                task.cancel()
+            for tag in sorted(self.unsettled, reverse=True):
+                delivery = self.queue.in_flight.pop(tag)
+                delivery.settled = True
+                if delivery.timer is not None:
+                    delivery.timer.cancel()
+                self.queue.ready.appendleft(delivery.entry)
+            self.unsettled.clear()
+        else:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.broker._dispatch(self.queue)
+
+
+class _MemorySubscription(Subscription):
+    def __init__(
+        self, broker: MemoryBroker, pattern: str, handler: Callable[[Message], Awaitable[None]]
+    ) -> None:
+        self.broker, self.pattern, self.handler = broker, pattern, handler
+
+    async def unsubscribe(self) -> None:
+        if self in self.broker._subscriptions:
+            self.broker._subscriptions.remove(self)
+
+
+class MemoryBroker(Broker):
+    """The in-process broker (see the module docstring for what it models)."""
+
+    name = "memory"
+
+    def __init__(self, *, clock: Clock | None = None, timeline: Timeline | None = None) -> None:
+        self.timeline = timeline or Timeline(clock or ManualClock())
+        self.clock = clock or self.timeline.clock
+        self._queues: dict[str, _Queue] = {}
+        self._subscriptions: list[_MemorySubscription] = []
+        self._tags = itertools.count(1)
+        self._consumer_ids = itertools.count(1)
+        self.log: list[tuple[int, float, Message]] = []
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _record(self, actor: str, kind: str, **fields: Any) -> None:
+        self.timeline.record(actor, kind, **fields)
+
+    def _queue(self, name: str) -> _Queue:
+        if name not in self._queues:
+            raise UnknownName("queue", name, list(self._queues) or ["(none declared)"])
+        return self._queues[name]
+
+    async def close(self) -> None:
+        for queue in self._queues.values():
+            for consumer in list(queue.consumers):
+                await consumer.stop()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- the protocol ------------------------------------------------------------------------------
+    async def declare(self, spec: QueueSpec) -> None:
+        existing = self._queues.get(spec.name)
+        if existing is not None and existing.spec != spec:
+            raise BadParameter("queue", spec.name, "is already declared with other settings")
+        if existing is None:
+            self._queues[spec.name] = _Queue(spec)
+
+    async def publish(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        message_id: str | None = None,
+    ) -> str:
+        check_subject(subject)
+        message = Message(
+            message_id or new_message_id(), subject, encode_body(body), dict(headers or {})
+        )
+        now = self.clock.now()
+        self.log.append((len(self.log) + 1, now, message))
+        routed = [
+            q
+            for q in self._queues.values()
+            if any(subject_matches(b, subject) for b in q.spec.bindings)
+        ]
+        self._record(
+            "publisher",
+            "message.published",
+            id=message.id,
+            subject=subject,
+            queues=[q.spec.name for q in routed],
+            bytes=len(message.body),
+        )
+        for queue in routed:
+            queue.ready.append(_Entry(message, now))
+            self._dispatch(queue)
+        for sub in list(self._subscriptions):
+            if subject_matches(sub.pattern, subject):
+                self._spawn(self._notify(sub, message))
+        return message.id
+
+    async def _notify(self, sub: _MemorySubscription, message: Message) -> None:
+        self._record("subscriber", "message.received", id=message.id, pattern=sub.pattern)
+        await sub.handler(message)
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 1) -> Consumer:
+        if prefetch < 1:
+            raise BadParameter("prefetch", prefetch, "must be at least 1")
+        q = self._queue(queue)
+        consumer = _MemoryConsumer(
+            self, q, handler, prefetch, f"consumer-{next(self._consumer_ids)}"
+        )
+        q.consumers.append(consumer)
+        self._dispatch(q)
+        return consumer
+
+    async def subscribe(
+        self, pattern: str, handler: Callable[[Message], Awaitable[None]]
+    ) -> Subscription:
+        check_subject(pattern, pattern=True)
+        sub = _MemorySubscription(self, pattern, handler)
+        self._subscriptions.append(sub)
+        return sub
+
+    async def depth(self, queue: str) -> int:
+        return len(self._queue(queue).ready)
+
+    async def dead_letters(self, queue: str) -> list[DeadLetter]:
+        return list(self._queue(queue).dlq)
+
+    async def replay_dead_letters(self, queue: str) -> int:
+        q = self._queue(queue)
+        letters, q.dlq = q.dlq, []
+        for letter in letters:
+            self._record(
+                "operator",
+                "message.replayed",
+                id=letter.message.id,
+                queue=queue,
+                reason=letter.reason,
+            )
+            q.ready.append(_Entry(letter.message, self.clock.now()))
+        self._dispatch(q)
+        return len(letters)
+
+    def replay_log(self, *, from_seq: int = 1, since: float | None = None) -> list[Message]:
+        """Everything published from sequence ``from_seq`` (or time ``since``) on, in order."""
+        return [m for seq, t, m in self.log if seq >= from_seq and (since is None or t >= since)]
+
+    # -- delivery ----------------------------------------------------------------------------------
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    def _dead_letter(self, queue: _Queue, entry: _Entry, reason: str) -> None:
+        spec = queue.spec
+        if not spec.dead_letter:
+            self._record(
+                "broker", "message.dropped", id=entry.message.id, queue=spec.name, reason=reason
+            )
+            return
+        death = {
+            "x-death-reason": reason,
+            "x-death-queue": spec.name,
+            "x-death-count": str(entry.deliveries),
+        }
+        message = replace(entry.message, headers={**entry.message.headers, **death})
+        queue.dlq.append(DeadLetter(message, spec.name, reason, entry.deliveries, self.clock.now()))
+        self._record(
+            "broker",
+            "message.dead_lettered",
+            id=message.id,
+            queue=spec.name,
+            reason=reason,
+            deliveries=entry.deliveries,
+        )
+
+    def _next_consumer(self, queue: _Queue) -> _MemoryConsumer | None:
+        n = len(queue.consumers)
+        for i in range(n):
+            consumer = queue.consumers[(queue.turn + i) % n]
+            if consumer.active and len(consumer.unsettled) < consumer.prefetch:
+                queue.turn = (queue.turn + i + 1) % n
+                return consumer
+        return None
+
+    def _dispatch(self, queue: _Queue) -> None:
+        spec = queue.spec
+        while queue.ready:
+            consumer = self._next_consumer(queue)
+            if consumer is None:
+                return
+            entry = queue.ready.popleft()
+            now = self.clock.now()
+            if spec.ttl_s is not None and now - entry.enqueued_at >= spec.ttl_s:
+                self._dead_letter(queue, entry, "expired")
+                continue
+            if spec.max_deliveries is not None and entry.deliveries >= spec.max_deliveries:
+                self._dead_letter(queue, entry, "delivery_limit")
+                continue
+            entry.deliveries += 1
+            tag = next(self._tags)
+            delivery = _MemoryDelivery(self, queue, entry, tag, consumer)
+            queue.in_flight[tag] = delivery
+            consumer.unsettled.add(tag)
+            loop = asyncio.get_running_loop()
+            delivery.timer = loop.call_later(spec.ack_wait_s, self._ack_wait_expired, queue, tag)
+            self._record(
+                consumer.name,
+                "message.delivered",
+                id=entry.message.id,
+                queue=spec.name,
+                delivery=entry.deliveries,
+                redelivered=entry.deliveries > 1,
+            )
+            task = self._spawn(self._handle(consumer, delivery))
+            consumer.tasks.add(task)
+            task.add_done_callback(consumer.tasks.discard)
+
+    async def _handle(self, consumer: _MemoryConsumer, delivery: _MemoryDelivery) -> None:
+        try:
+            await consumer.handler(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._record(
+                consumer.name,
+                "consumer.error",
+                id=delivery.message.id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            if not delivery.settled:
+                await delivery.nack(requeue=True)
+
+    def _ack_wait_expired(self, queue: _Queue, tag: int) -> None:
+        delivery = queue.in_flight.pop(tag, None)
+        if delivery is None:
+            return
+        delivery.consumer.unsettled.discard(tag)
+        self._record("broker", "message.ack_timeout", id=delivery.message.id, queue=queue.spec.name)
+        queue.ready.appendleft(delivery.entry)
+        self._dispatch(queue)
