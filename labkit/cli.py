@@ -91,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LabError as exc:
         print(f"labkit: {exc}", file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:  # e.g. `labkit run ... | head`: the reader left, nothing to say
+        sys.stderr.close()
+        return 0
 
 
 def _version(name: str) -> str:

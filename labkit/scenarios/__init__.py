@@ -22,6 +22,7 @@ PATTERNS: dict[str, str] = {
     "retry": "labkit.scenarios.retry",
     "deadline": "labkit.scenarios.deadline",
     "bulkhead": "labkit.scenarios.bulkhead",
+    "message_queue": "labkit.scenarios.message_queue",
 }
 
 #: Other names people reach for first.
@@ -30,6 +31,7 @@ ALIASES: dict[str, str] = {
     "bff": "gateway",
     "http": "request_response",
     "breaker": "circuit_breaker",
+    "queue": "message_queue",
 }
 
 

@@ -43,7 +43,6 @@ from labkit.transport.brokers.base import (
     Subscription,
     check_subject,
     encode_body,
-    new_message_id,
     subject_matches,
 )
 
@@ -192,12 +191,15 @@ class MemoryBroker(Broker):
     name = "memory"
 
     def __init__(self, *, clock: Clock | None = None, timeline: Timeline | None = None) -> None:
-        self.timeline = timeline or Timeline(clock or ManualClock())
-        self.clock = clock or self.timeline.clock
+        if timeline is None:  # (an empty Timeline is falsy: it has a length)
+            timeline = Timeline(clock if clock is not None else ManualClock())
+        self.timeline = timeline
+        self.clock = clock if clock is not None else timeline.clock
         self._queues: dict[str, _Queue] = {}
         self._subscriptions: list[_MemorySubscription] = []
         self._tags = itertools.count(1)
         self._consumer_ids = itertools.count(1)
+        self._message_ids = itertools.count(1)  # deterministic ids: same seed, same run
         self.log: list[tuple[int, float, Message]] = []
         self._background: set[asyncio.Task[None]] = set()
 
@@ -235,7 +237,10 @@ class MemoryBroker(Broker):
     ) -> str:
         check_subject(subject)
         message = Message(
-            message_id or new_message_id(), subject, encode_body(body), dict(headers or {})
+            message_id or f"m{next(self._message_ids)}",
+            subject,
+            encode_body(body),
+            dict(headers or {}),
         )
         now = self.clock.now()
         self.log.append((len(self.log) + 1, now, message))
