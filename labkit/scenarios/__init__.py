@@ -23,6 +23,8 @@ PATTERNS: dict[str, str] = {
     "deadline": "labkit.scenarios.deadline",
     "bulkhead": "labkit.scenarios.bulkhead",
     "message_queue": "labkit.scenarios.message_queue",
+    "outbox": "labkit.scenarios.outbox",
+    "pubsub": "labkit.scenarios.pubsub",
 }
 
 #: Other names people reach for first.
