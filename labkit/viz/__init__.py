@@ -11,6 +11,7 @@ from labkit.viz.figures import (
     waterfall,
 )
 from labkit.viz.frames import calls_frame
+from labkit.viz.messaging import message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
 
 __all__ = [
@@ -18,8 +19,10 @@ __all__ = [
     "calls_frame",
     "compare_waterfalls",
     "latency_histogram",
+    "message_fate",
     "outcome_counts",
     "protocol_comparison",
+    "queue_depth",
     "retry_storm",
     "waterfall",
 ]

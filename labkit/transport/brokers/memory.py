@@ -168,6 +168,13 @@ class _MemoryConsumer(Consumer):
                 if delivery.timer is not None:
                     delivery.timer.cancel()
                 self.queue.ready.appendleft(delivery.entry)
+                self.broker._record(
+                    "broker",
+                    "message.requeued",
+                    id=delivery.message.id,
+                    queue=self.queue.spec.name,
+                    reason="consumer crashed",
+                )
             self.unsettled.clear()
         else:
             await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -405,6 +412,12 @@ class MemoryBroker(Broker):
         if delivery is None:
             return
         delivery.consumer.unsettled.discard(tag)
-        self._record("broker", "message.ack_timeout", id=delivery.message.id, queue=queue.spec.name)
+        self._record(
+            "broker",
+            "message.requeued",
+            id=delivery.message.id,
+            queue=queue.spec.name,
+            reason="ack wait expired",
+        )
         queue.ready.appendleft(delivery.entry)
         self._dispatch(queue)
