@@ -114,7 +114,7 @@ def cmd_doctor(*, json_out: bool) -> int:
         "brokers": {
             b.name: {"url": b.url, "answers": b.answers, "detail": b.detail} for b in brokers
         },
-        "default_broker": os.environ.get("LABKIT_BROKER", "memory"),
+        "default_broker": _broker_choice(),
         "paths": {
             "data": str(data_dir()),
             "notebooks": str(notebooks_dir()),
@@ -136,6 +136,15 @@ def cmd_doctor(*, json_out: bool) -> int:
         exists = "" if os.path.isdir(path) else "  (missing)"
         print(f"{name:<11} {path}{exists}")
     return 0
+
+
+def _broker_choice() -> str:
+    from labkit.transport.brokers import selected_broker
+
+    try:
+        return selected_broker()
+    except LabError as exc:  # a diagnosis reports a bad setting instead of stopping on it
+        return f"invalid: {exc}"
 
 
 def cmd_list() -> int:
