@@ -101,13 +101,20 @@ async def bare_nats(n: int) -> None:
 
 
 async def bare_rabbit(n: int) -> None:
+    """The same work as the lab's backend: topic exchange, durable quorum queue, persistent
+    messages, publisher confirms, manual acks."""
     import aio_pika
 
     conn = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    name = f"bench{uuid.uuid4().hex[:6]}"
     try:
         channel = await conn.channel(publisher_confirms=True)
         await channel.set_qos(prefetch_count=100)
-        queue = await channel.declare_queue(f"bench{uuid.uuid4().hex[:6]}", auto_delete=True)
+        exchange = await channel.declare_exchange(name, aio_pika.ExchangeType.TOPIC)
+        queue = await channel.declare_queue(
+            name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        await queue.bind(exchange, "bench.msg")
         done = asyncio.Event()
         count = 0
 
@@ -120,11 +127,11 @@ async def bare_rabbit(n: int) -> None:
 
         await queue.consume(on_message)
         for i in range(n):
-            await channel.default_exchange.publish(
-                aio_pika.Message(b'{"n":%d}' % i), routing_key=queue.name
-            )
+            body = aio_pika.Message(b'{"n":%d}' % i, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            await exchange.publish(body, routing_key="bench.msg")
         await done.wait()
         await queue.delete(if_unused=False, if_empty=False)
+        await exchange.delete()
     finally:
         await conn.close()
 
