@@ -20,6 +20,12 @@ PAGES = [
         ":material/swap_horiz:",
     ),
     ("Synchronous", "app_pages/02_api_gateway.py", "API gateway / BFF", ":material/hub:"),
+    (
+        "Resilience",
+        "app_pages/09_resilience.py",
+        "Retries, deadlines, bulkheads",
+        ":material/shield:",
+    ),
 ]
 
 

@@ -14,20 +14,32 @@ notebook executed headless still shows a result) and again on every click. A
 :class:`~labkit.LabError` (a value the lab cannot use, a broker that does not answer) prints
 as one line in the output area; any other exception is a bug and is raised, never hidden.
 
+:func:`table` writes a few rows of numbers as a Markdown table (no pandas import needed).
+
 Not for the playground: Streamlit pages use ``playground/controls.py``.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
+from IPython.display import Markdown
+from IPython.utils.capture import CapturedIO, capture_output
 
 import labkit
 from labkit.core.errors import LabError, UnknownName
 from labkit.core.params import Param
 from labkit.core.result import Result
+
+# Plotly's notebook renderer imports nbformat, which imports jsonschema, which (when the
+# optional ``rfc3987_syntax`` package is installed, as Jupyter's own dependencies make sure it
+# is) compiles some forty grammars at import time: measured 2 to 7 s per kernel here, the
+# single largest cost of a notebook. It only checks "iri" string formats, which no notebook
+# validates, so the course kernels skip it. (JupyterLab's server process is not affected.)
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 #: A slider needs an upper end: parameters without a declared maximum get one, per unit.
 UI_MAX: dict[str, float] = {"ms": 1000.0}
@@ -39,9 +51,14 @@ _LAYOUT = {"width": "440px"}
 Render = Callable[[Result], None]
 
 
+#: Words a label writes in capitals.
+_ACRONYMS = {"bff": "BFF", "id": "ID"}
+
+
 def label_of(param: Param) -> str:
-    """``product_latency_ms`` -> ``Product latency (ms)``."""
-    text = param.name.removesuffix("_ms").replace("_", " ")
+    """``product_latency_ms`` -> ``Product latency (ms)``; ``bff`` -> ``BFF``."""
+    words = [_ACRONYMS.get(w, w) for w in param.name.removesuffix("_ms").split("_")]
+    text = " ".join(words)
     text = text[:1].upper() + text[1:]
     return f"{text} ({param.unit})" if param.unit else text
 
@@ -114,6 +131,47 @@ def controls(
     }
 
 
+def _stream(text: str, name: str = "stdout") -> dict[str, Any]:
+    return {"output_type": "stream", "name": name, "text": text}
+
+
+def _outputs_of(captured: CapturedIO) -> tuple[dict[str, Any], ...]:
+    """Captured text and displays as notebook outputs, for ``Output.outputs``."""
+    outputs = [_stream(text, name) for name, text in
+               (("stdout", captured.stdout), ("stderr", captured.stderr)) if text]  # fmt: skip
+    for shown in captured.outputs:
+        outputs.append(
+            {"output_type": "display_data", "data": shown.data, "metadata": shown.metadata or {}}
+        )
+    return tuple(outputs)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, Mapping):
+        text = ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())
+    elif isinstance(value, float):
+        text = f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
+    else:
+        text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: Mapping[str, Mapping[str, Any]]) -> Markdown:
+    """Rows (row name -> column -> value) as a Markdown table; cheaper than importing pandas.
+
+    Columns appear in first-seen order; a missing value is blank; a dict value (status counts,
+    outcomes) is written ``key: value, ...``.
+    """
+    columns: list[str] = []
+    for row in rows.values():
+        columns += [c for c in row if c not in columns]
+    lines = ["| | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, row in rows.items():
+        cells = [_cell(row[c]) if c in row else "" for c in columns]
+        lines.append(f"| **{_cell(name)}** | " + " | ".join(cells) + " |")
+    return Markdown("\n".join(lines))
+
+
 def one_line(error: LabError) -> str:
     """How a lab error reads in a notebook: ``labkit: <message>`` on a single line."""
     return "labkit: " + " ".join(str(error).split())
@@ -170,27 +228,26 @@ class Experiment(widgets.VBox):
         }
 
     def run(self) -> Result | None:
-        """Run the pattern with the current values and render the result in the output area."""
+        """Run the pattern with the current values and show the result in the output area.
+
+        What ``render`` prints and displays is captured and then set as the output area's
+        content in one step (text first, then figures). Nothing is routed through the Output
+        widget's capture mode, which headless executors (nbclient, hence nbmake) emulate with
+        shell-channel messages that can stall a run.
+        """
         self.button.disabled = True
-        self.output.clear_output(wait=True)
         try:
             result = labkit.run(self.pattern, seed=self.seed, backend=self.backend, **self.params())
         except LabError as exc:
             self.result, self.error = None, one_line(exc)
-            with self.output:
-                print(self.error)
+            self.output.outputs = (_stream(self.error + "\n"),)
             return None
         finally:
             self.button.disabled = False
         self.result, self.error = result, None
-        failure: Exception | None = None
-        with self.output:
-            try:
-                self.render(result)
-            except Exception as exc:  # raised below: inside Output, IPython would swallow it
-                failure = exc
-        if failure is not None:
-            raise failure
+        with capture_output() as captured:  # a bug in render propagates, never hidden
+            self.render(result)
+        self.output.outputs = _outputs_of(captured)
         return result
 
     def apply_preset(self, name: str) -> None:

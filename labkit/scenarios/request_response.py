@@ -61,6 +61,8 @@ PARAMS = [
     Param("down", False, "the user service is down for the whole run"),
 ]
 
+COMPARISON_TIMEOUT_MS = 5000.0
+
 #: How long a hung call stays silent: long in virtual time (free), short in real time.
 HANG_SECONDS = {"inprocess": 30.0, "live": 3.0}
 
@@ -91,6 +93,10 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     if p["protocol"] == "http":
         return await _http_calls(ctx, fault_plan(p, ctx.seed, ctx.backend))
     summary: dict[str, Any] = {"protocols": {}, "faults": "not applied in a protocol comparison"}
+    # a comparison measures the protocols, not deadlines: a busy machine must not turn one
+    # slow call into a "failure" that skews the figures
+    ctx.params = {**p, "timeout_ms": max(p["timeout_ms"], COMPARISON_TIMEOUT_MS)}
+    summary["timeout_ms_per_call"] = ctx.params["timeout_ms"]
     if p["protocol"] == "both":
         http = await _http_calls(ctx, FaultPlan(ctx.seed))
         summary["protocols"]["http+json"] = _protocol_figures(http, ctx.extras.pop("payload"))

@@ -114,7 +114,11 @@ async def serve_on_loopback(app: Any) -> tuple[Any, asyncio.Task[None], int]:
     sock.listen(128)
     sock.setblocking(False)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+    # log_config=None: uvicorn must not reconfigure logging for every server it starts (in a
+    # Jupyter kernel that deadlocks against the kernel's output thread for ~10 s per run)
+    config = uvicorn.Config(
+        app, lifespan="off", log_level="warning", access_log=False, log_config=None
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     return server, task, port

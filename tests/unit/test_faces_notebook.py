@@ -2,12 +2,24 @@
 
 import ipywidgets as widgets
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from IPython.display import display
+from traitlets.config import Config
 
 import labkit
 from labkit import BadParameter, LabError, Result, UnknownName
 from labkit.faces import notebook
-from labkit.faces.notebook import control, controls, experiment, label_of
+from labkit.faces.notebook import control, controls, experiment, label_of, table
 from labkit.patterns.gateway import MODES
+
+
+@pytest.fixture
+def shell():
+    """An IPython shell, so that ``display()`` calls can be captured as in a notebook."""
+    config = Config()
+    config.HistoryManager.enabled = False  # no history file in the home directory
+    yield InteractiveShell.instance(config=config)
+    InteractiveShell.clear_instance()
 
 
 def test_int_parameter_becomes_an_int_slider_with_its_declared_bounds():
@@ -52,6 +64,9 @@ def test_help_text_becomes_the_tooltip():
     param = next(p for p in labkit.params_of("gateway") if p.name == "items")
     assert control(param).tooltip == param.help
     assert label_of(param) == "Items"
+    labels = {p.name: label_of(p) for p in labkit.params_of("request_response")}
+    assert labels["user_id"] == "User ID" and labels["timeout_ms"] == "Timeout (ms)"
+    assert label_of(next(p for p in labkit.params_of("gateway") if p.name == "bff")) == "BFF"
 
 
 def test_bad_names_and_values_are_refused_as_lab_errors():
@@ -84,14 +99,29 @@ def test_clicking_run_uses_the_new_values():
     assert not exp.button.disabled
 
 
-def test_a_lab_error_shows_as_one_line_and_nothing_is_rendered(capsys):
+def test_a_lab_error_shows_as_one_line_and_nothing_is_rendered():
     seen: list[Result] = []
     exp = experiment("gateway", controls("gateway", ["mode"]), seen.append, failing_product=99)
     assert seen == [] and exp.result is None
     assert exp.error == "labkit: failing_product=99: must lie between 0 and 12"
-    # Outside a kernel the output area's text reaches stdout (after clear_output's escape codes).
-    printed = capsys.readouterr().out.rsplit("\r", 1)[-1]
-    assert printed == exp.error + "\n"
+    assert exp.output.outputs == (
+        {"output_type": "stream", "name": "stdout", "text": exp.error + "\n"},
+    )
+
+
+def test_what_render_prints_and_displays_lands_in_the_output_area(shell):
+    def render(result: Result) -> None:
+        print(f"p50 {result.summary['latency_ms']['p50']:.0f} ms")
+        display({"text/plain": "a chart"}, raw=True)
+
+    exp = experiment("gateway", {}, render, requests=1, mode="concurrent")
+    assert exp.output.outputs == (
+        {"output_type": "stream", "name": "stdout", "text": "p50 60 ms\n"},
+        {"output_type": "display_data", "data": {"text/plain": "a chart"}, "metadata": {}},
+    )
+    exp.fixed["failing_product"] = 99  # the next run fails: its line replaces the old output
+    exp.button.click()
+    assert [o["text"] for o in exp.output.outputs] == [exp.error + "\n"]
 
 
 def test_a_multi_line_lab_error_is_still_one_line(monkeypatch):
@@ -127,3 +157,16 @@ def test_a_preset_resets_the_controls_and_keeps_its_other_values():
     assert "degrade" in exp.preset_note.value.lower()
     exp.preset_menu.value = ""
     assert exp.preset_extra == {} and exp.preset_note.value == ""
+
+
+def test_table_writes_rows_as_markdown_with_readable_numbers():
+    shown = table({
+        "careful": {"answers": "0/20", "p50 (ms)": 250.0, "outcomes": {"timeout": 20}},
+        "naive": {"answers": "20/20", "p50 (ms)": 0.918, "note": "a | b"},
+    })  # fmt: skip
+    assert shown.data.splitlines() == [
+        "| | answers | p50 (ms) | outcomes | note |",
+        "|---|---|---|---|---|",
+        "| **careful** | 0/20 | 250.0 | timeout: 20 |  |",
+        "| **naive** | 20/20 | 0.92 |  | a \\| b |",
+    ]
