@@ -26,6 +26,8 @@ PAGES = [
         "Retries, deadlines, bulkheads",
         ":material/shield:",
     ),
+    ("Asynchronous", "app_pages/05_message_queue.py", "Message queue", ":material/inbox:"),
+    ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
 ]
 
 

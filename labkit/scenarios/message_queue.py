@@ -23,11 +23,11 @@ import asyncio
 import random
 from typing import Any
 
+from labkit.core.accounting import message_accounting
 from labkit.core.params import Param
 from labkit.patterns.idempotency import InventoryStore
 from labkit.scenarios.base import RunContext
 from labkit.transport.brokers import BadMessage, Delivery, QueueSpec, make_broker
-from labkit.transport.brokers.accounting import message_accounting
 
 TITLE = "Message queue: orders to inventory"
 BACKENDS = ("memory", "nats", "rabbitmq")
@@ -101,9 +101,13 @@ async def main(ctx: RunContext) -> dict[str, Any]:
                 done.set()
 
         async def handle(d: Delivery) -> None:
+            if state["stopped_loop"]:  # the run is over: hand everything back untouched
+                await d.nack(requeue=True)
+                return
             state["loop_peak"] = max(state["loop_peak"], d.delivery_count)
             if d.delivery_count >= p["loop_cap"]:
                 state["stopped_loop"] = True
+                await d.nack(requeue=True)  # leave it where it was: stuck, not lost
                 done.set()
                 return
             if p["processing_ms"]:
@@ -153,7 +157,7 @@ async def main(ctx: RunContext) -> dict[str, Any]:
         await _watch_dead_letters(broker, queue, settled, finished, done)
         depth = await broker.depth(queue)
         for tracked in consumers:
-            await tracked.consumer.stop(crash=True)  # what is in flight now stays queued
+            await tracked.consumer.stop()  # a clean shutdown: in-flight work finishes first
         letters = await broker.dead_letters(queue)
         depth = await broker.depth(queue)
     taken = 1_000_000 * len(PRODUCTS) - store.total_stock()

@@ -17,12 +17,12 @@ import asyncio
 import random
 from typing import Any
 
+from labkit.core.accounting import message_accounting
 from labkit.core.params import Param
 from labkit.patterns.idempotency import InventoryStore
 from labkit.patterns.outbox import Crash, OrderStore, OutboxRelay
 from labkit.scenarios.base import RunContext
 from labkit.transport.brokers import Delivery, QueueSpec, make_broker
-from labkit.transport.brokers.accounting import message_accounting
 
 TITLE = "Transactional outbox vs the dual write"
 BACKENDS = ("memory", "nats", "rabbitmq")

@@ -18,10 +18,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from labkit.core.accounting import message_accounting
 from labkit.core.params import Param
 from labkit.scenarios.base import RunContext
 from labkit.transport.brokers import Delivery, Message, QueueSpec, make_broker
-from labkit.transport.brokers.accounting import message_accounting
 
 TITLE = "Publish-subscribe: fan-out and offline subscribers"
 BACKENDS = ("memory", "nats", "rabbitmq")

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from labkit.core.accounting import message_accounting
 from labkit.core.clock import LoopClock, VirtualTimeLoop
 from labkit.core.errors import BadParameter
 from labkit.core.result import Result
@@ -23,7 +24,6 @@ from labkit.core.timeline import Timeline
 from labkit.patterns.idempotency import InventoryStore
 from labkit.scenarios.message_queue import PRODUCTS, order_body
 from labkit.transport.brokers import BadMessage, DeadLetter, Delivery, QueueSpec
-from labkit.transport.brokers.accounting import message_accounting
 from labkit.transport.brokers.memory import MemoryBroker
 
 T = TypeVar("T")

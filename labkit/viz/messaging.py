@@ -22,36 +22,40 @@ _READY, _HELD, _DONE = "ready", "in_flight", "done"
 
 def depth_series(result: Result, queue: str | None = None) -> list[dict[str, Any]]:
     """(t, ready, in_flight) after every change, from per-message states in the records."""
-    state: dict[str, str] = {}
+    state: dict[tuple[str, str], str] = {}  # (queue, id): a fanned-out message has one per queue
     ready = held = 0
     series = [{"t": 0.0, "ready": 0, "in_flight": 0}]
 
-    def move(mid: str, new: str) -> None:
+    def move(key: tuple[str, str], new: str) -> None:
         nonlocal ready, held
-        old = state.get(mid)
+        old = state.get(key)
         if old == new:
             return
         ready -= old == _READY
         held -= old == _HELD
         ready += new == _READY
         held += new == _HELD
-        state[mid] = new
+        state[key] = new
 
     for rec in result.timeline.records:
         f = rec.fields
-        if queue and f.get("queue", queue) != queue and queue not in f.get("queues", [queue]):
-            continue
         kind, mid = rec.kind, f.get("id")
-        if kind == "message.published" and f.get("queues"):
-            move(mid, _READY)
+        if kind == "message.published":
+            targets = [q for q in f.get("queues", ()) if not queue or q == queue]
+            for q in targets:
+                move((q, mid), _READY)
+            if not targets:
+                continue
+        elif queue and f.get("queue") != queue:
+            continue
         elif kind == "message.delivered":
-            move(mid, _HELD)
+            move((f.get("queue", ""), mid), _HELD)
         elif kind in ("message.acked", "message.rejected", "message.dead_lettered"):
-            move(mid, _DONE)
+            move((f.get("queue", ""), mid), _DONE)
         elif kind in ("message.requeued", "message.replayed") or (
             kind == "message.nacked" and f.get("requeue")
         ):
-            move(mid, _READY)
+            move((f.get("queue", ""), mid), _READY)
         else:
             continue
         series.append({"t": rec.t, "ready": ready, "in_flight": held})
@@ -107,6 +111,10 @@ def message_fate(result: Result) -> go.Figure:
     import plotly.graph_objects as go
 
     s = result.summary.get("accounting", result.summary)
+    if "acked" not in s:  # a run without queues (core pub/sub): count from the records
+        from labkit.core.accounting import message_accounting
+
+        s = message_accounting(result.timeline)
     reasons = result.summary.get("dead_letter_reasons") or (
         {"dead-lettered": s["dead_lettered"]} if s.get("dead_lettered") else {}
     )

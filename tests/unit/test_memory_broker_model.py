@@ -11,10 +11,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from labkit.core.accounting import message_accounting
 from labkit.core.clock import LoopClock, VirtualTimeLoop
 from labkit.core.timeline import Timeline
 from labkit.transport.brokers import QueueSpec
-from labkit.transport.brokers.accounting import message_accounting
 from labkit.transport.brokers.memory import MemoryBroker
 
 LIMIT, ACK_WAIT, PREFETCH = 3, 10.0, 2
