@@ -20,6 +20,7 @@ PAGES = [
         ":material/swap_horiz:",
     ),
     ("Synchronous", "app_pages/02_api_gateway.py", "API gateway / BFF", ":material/hub:"),
+    ("Resilience", "app_pages/04_circuit_breaker.py", "Circuit breaker", ":material/bolt:"),
     (
         "Resilience",
         "app_pages/09_resilience.py",
