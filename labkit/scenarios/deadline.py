@@ -101,11 +101,15 @@ async def main(ctx: RunContext) -> dict[str, Any]:
         backend=ctx.backend,
         timeline=tl,
         faults=plan,
+        detach=True,
     ) as back:
         products = back.client("product", source="order")
         pricing = order_pricing_app(products, tl, p["propagate"])
         async with host(
-            {"order": DeadlineContext(pricing, clock)}, backend=ctx.backend, timeline=tl
+            {"order": DeadlineContext(pricing, clock)},
+            backend=ctx.backend,
+            timeline=tl,
+            detach=True,
         ) as front:
             orders = front.client("order", source="gateway")
             for _ in range(p["requests"]):

@@ -30,7 +30,8 @@ HTTP_BACKENDS = ("inprocess", "live")
 class Hosted:
     """Running services and the clients that reach them; close with ``aclose()``."""
 
-    def __init__(self, timeline: Timeline, faults: FaultPlan | None) -> None:
+    def __init__(self, timeline: Timeline, faults: FaultPlan | None, detach: bool = False) -> None:
+        self.detach = detach
         self.timeline = timeline
         self.faults = faults or FaultPlan()
         self.base_urls: dict[str, str] = {}
@@ -52,7 +53,12 @@ class Hosted:
         if not isinstance(inner, httpx.ASGITransport):
             inner = httpx.AsyncHTTPTransport()  # one keep-alive pool per client
         transport = LabTransport(
-            inner, target=target, source=source, timeline=self.timeline, faults=self.faults
+            inner,
+            target=target,
+            source=source,
+            timeline=self.timeline,
+            faults=self.faults,
+            detach=self.detach,
         )
         client = httpx.AsyncClient(
             transport=transport, base_url=self.base_urls[target], timeout=timeout
@@ -76,11 +82,15 @@ async def host(
     backend: str = "inprocess",
     timeline: Timeline,
     faults: FaultPlan | None = None,
+    detach: bool = False,
 ) -> AsyncIterator[Hosted]:
-    """Start ``apps`` (name -> ASGI app) on ``backend`` and yield a :class:`Hosted`."""
+    """Start ``apps`` (name -> ASGI app) on ``backend`` and yield a :class:`Hosted`.
+
+    ``detach=True``: in-process services keep working after their caller gives up, as real
+    servers do (see :class:`~labkit.transport.http.LabTransport`)."""
     if backend not in HTTP_BACKENDS:
         raise UnknownName("backend", backend, HTTP_BACKENDS)
-    hosted = Hosted(timeline, faults)
+    hosted = Hosted(timeline, faults, detach)
     try:
         for name, app in apps.items():
             wrapped = CallContext(app)

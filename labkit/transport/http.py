@@ -42,15 +42,18 @@ class LabTransport(httpx.AsyncBaseTransport):
         source: str,
         timeline: Timeline,
         faults: FaultPlan | None = None,
+        detach: bool = False,
     ) -> None:
         self.inner = inner
         self.target = target
         self.source = source
         self.timeline = timeline
         self.faults = faults or FaultPlan()
-        #: In-process, run the service in its own task so a caller's timeout does not cancel
-        #: the service's work (a real server never hears about it). Real sockets need no help.
-        self.detach = isinstance(inner, httpx.ASGITransport)
+        #: In-process, ``detach=True`` runs the service in its own task, so that a caller who
+        #: gives up does not cancel the service's work (a real server never hears about it; over
+        #: real sockets nothing is needed). It costs a task per call, so only experiments about
+        #: work done after a caller left (deadlines) turn it on.
+        self.detach = detach and isinstance(inner, httpx.ASGITransport)
         self._serving: set[asyncio.Task[httpx.Response]] = set()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -44,7 +44,9 @@ class ConsecutiveModel:
         self.state, self.failures, self.trials, self.opened_at = "closed", 0, 0, None
 
     def refresh(self, now):
-        if self.state == "open" and now - self.opened_at >= self.timeout:
+        if (
+            self.state == "open" and now - self.opened_at >= self.timeout - 1e-9
+        ):  # the breaker rounds to 1 ns
             self.state, self.trials = "half-open", 0
 
     def call(self, now, succeed):
@@ -87,7 +89,9 @@ class GoBreakerModel:
         self.expiry = now + self.interval if state == "closed" and self.interval else None
 
     def refresh(self, now):
-        if self.state == "open" and now - self.opened_at >= self.timeout:
+        if (
+            self.state == "open" and now - self.opened_at >= self.timeout - 1e-9
+        ):  # the breaker rounds to 1 ns
             self.to("half-open", now)
         if self.state == "closed" and self.expiry is not None and now >= self.expiry:
             self.counts, self.expiry = Counts(), now + self.interval
