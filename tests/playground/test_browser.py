@@ -112,7 +112,7 @@ def test_home_page_loads_with_navigation(page, server, tmp_path: Path) -> None: 
     page.goto(server)
     page.get_by_role("heading", name="Microservice Patterns Lab").wait_for()
     nav = page.locator('[data-testid="stSidebarNav"]')
-    for label in ("Home", "Request-response", "API gateway / BFF"):
+    for label in ("Home", "Request-response", "API gateway / BFF", "Circuit breaker"):
         nav.get_by_role("link", name=label).wait_for()
     page.get_by_text("Synchronous", exact=True).first.wait_for()
     page.get_by_text("NATS", exact=False).first.wait_for()
