@@ -83,7 +83,13 @@ class Policy(pybreaker.CircuitBreakerListener):
         self._changed = False
         self.admit(cb)
 
+    #: set by the breaker for a call that began in an earlier state: its outcome is ignored
+    ignore_next = False
+
     def success(self, cb):  # type: ignore[no-untyped-def]
+        if self.ignore_next:
+            self.ignore_next = False
+            return
         if self._changed:
             return
         self.observe(cb, failed=False)

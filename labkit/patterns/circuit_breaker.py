@@ -121,6 +121,7 @@ class CircuitBreaker:
         self._since = clock.now()
         self._forced = False
         self._disabled = False
+        self._generation = 0
         self._reason = ""
         settings = self.policy.pybreaker_settings()
         self._storage = ClockStorage(clock, settings["reset_timeout"])
@@ -185,20 +186,38 @@ class CircuitBreaker:
             return await fn(*args, **kwargs)
         if self._forced:
             raise CircuitOpen("forced open")
-        if not self._record:
-            with self._cb.calling():
-                return await fn(*args, **kwargs)
-        started = self.clock.now()
+        started = self.clock.now() if self._record else 0.0
+        generation = self._generation
+        late: BaseException | None = None
         try:
             with self._cb.calling():
-                result = await fn(*args, **kwargs)
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    if self._generation == generation:
+                        raise
+                    late = exc  # see below
+                if self._generation != generation:
+                    # The call began before the breaker changed state (it was let through while
+                    # closed, say, and ended after the breaker opened). Like gobreaker, ignore
+                    # its outcome: counting it would reopen an open breaker and restart its
+                    # timeout. Leaving the block normally keeps pybreaker from counting a
+                    # failure; the policy is told to ignore the "success" that follows.
+                    self.policy.ignore_next = True
         except pybreaker.CircuitBreakerError:
-            self._note("rejected", started)
+            if self._record:
+                self._note("rejected", started)
             raise
         except BaseException as exc:
-            self._note("failure", started, exc)
+            if self._record:
+                self._note("failure", started, exc)
             raise
-        self._note("success", started)
+        if late is not None:
+            if self._record:
+                self._note("failure", started, late)
+            raise late
+        if self._record:
+            self._note("success", started)
         return result
 
     def _note(self, outcome: str, started: float, exc: BaseException | None = None) -> None:
@@ -247,6 +266,7 @@ class CircuitBreaker:
         counts = self.policy.counts(self._cb)
         transition = Transition(now, old, new, round(now - self._since, 6), counts, reason)
         self._since = now
+        self._generation += 1
         self.transitions.append(transition)
         if self._record:
             assert self.timeline is not None

@@ -289,3 +289,31 @@ async def _async_boom():
 async def _slow_ok():
     await asyncio.sleep(0.1)
     return "ok"
+
+
+def test_calls_that_began_before_a_trip_do_not_reopen_it_when_they_fail_late():
+    async def main():
+        clock = LoopClock()
+        b = CircuitBreaker(
+            "b", clock=clock, policy=ConsecutiveFailures(fail_max=2, reset_timeout=30)
+        )
+
+        async def slow_boom():
+            await asyncio.sleep(1)
+            raise Boom
+
+        async def fast_boom():
+            raise Boom
+
+        slow = asyncio.ensure_future(b.call(slow_boom))
+        await asyncio.sleep(0)  # let it start: admitted while closed
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await b.call(fast_boom)
+        assert b.state == "open"
+        with pytest.raises(Boom):
+            await slow  # its failure still reaches its caller...
+        return b
+
+    b = run_on_fresh_loop(main, virtual=True)
+    assert [(t.from_state, t.to_state) for t in b.transitions] == [("closed", "open")]  # ...once
