@@ -187,10 +187,10 @@ class CircuitBreaker:
         if self._forced:
             raise CircuitOpen("forced open")
         started = self.clock.now() if self._record else 0.0
-        generation = self._generation
         late: BaseException | None = None
         try:
             with self._cb.calling():
+                generation = self._generation  # after admission, which may itself half-open
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:

@@ -317,3 +317,16 @@ def test_calls_that_began_before_a_trip_do_not_reopen_it_when_they_fail_late():
 
     b = run_on_fresh_loop(main, virtual=True)
     assert [(t.from_state, t.to_state) for t in b.transitions] == [("closed", "open")]  # ...once
+
+
+def test_the_call_that_half_opens_the_breaker_counts_as_a_trial():
+    async def main():
+        b = CircuitBreaker("b", clock=LoopClock(), policy=GoBreaker(max_requests=3, timeout=5))
+        for _ in range(6):
+            with pytest.raises(Boom):
+                await b.call(_async_boom)
+        await asyncio.sleep(5)  # nobody looks at the state: the next call half-opens it
+        return [await b.call(_slow_ok) for _ in range(3)], b.state
+
+    results, state = run_on_fresh_loop(main, virtual=True)
+    assert results == ["ok"] * 3 and state == "closed"
