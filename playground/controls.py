@@ -144,3 +144,49 @@ cli_command = labkit.scenarios.cli_command
 
 def fmt_ms(value: float) -> str:
     return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+# --- which broker (the messaging pages) -------------------------------------------------------
+
+BROKER_BACKENDS = ("memory", "nats", "rabbitmq")
+_PROBE_NAME = {"nats": "NATS", "rabbitmq": "RabbitMQ"}
+
+
+@st.cache_data(ttl=30, show_spinner="Knocking on the brokers' ports…")
+def broker_status() -> dict[str, Any]:
+    from labkit.transport import probe
+
+    return {s.name: s for s in probe.broker_statuses()}
+
+
+def choose_backend(key: str, label: str = "Broker") -> str | None:
+    """The broker radio; ``None`` (and one error line) when the chosen broker does not answer."""
+    statuses = broker_status()
+
+    def caption(name: str) -> str:
+        if name == "memory":
+            return "in-process, virtual time"
+        s = statuses[_PROBE_NAME[name]]
+        return f"{'answers' if s.answers else 'does not answer'} at {s.url}"
+
+    st.session_state.setdefault(key, "memory")
+    chosen = st.radio(
+        label,
+        BROKER_BACKENDS,
+        key=key,
+        horizontal=True,
+        captions=[caption(b) for b in BROKER_BACKENDS],
+    )
+    if chosen == "memory":
+        return chosen
+    status = statuses[_PROBE_NAME[chosen]]
+    if not status.answers:
+        st.error(f"{status.line()}: pick memory, or start the broker.", icon=":material/error:")
+        st.button(
+            "Use the memory broker",
+            on_click=st.session_state.update,
+            kwargs={key: "memory"},
+            icon=":material/memory:",
+        )
+        return None
+    return chosen

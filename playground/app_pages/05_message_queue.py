@@ -11,14 +11,11 @@ import labkit
 from labkit import LabError, Result
 from labkit.scenarios.presets import load_presets
 from labkit.scenarios.queue_session import CONSUMERS, QueueSession
-from labkit.transport import probe
 from labkit.viz import message_fate, queue_depth
 
 import controls
 
 PATTERN = "message_queue"
-BACKENDS = ("memory", "nats", "rabbitmq")
-PROBE_NAME = {"nats": "NATS", "rabbitmq": "RabbitMQ"}
 BACKEND_KEY = "message_queue.backend"
 VIEW_KEY = "message_queue.view"
 PRESET_KEY = "message_queue.preset"
@@ -71,42 +68,8 @@ st.markdown(
 # --- which broker ---------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=30, show_spinner="Knocking on the brokers' ports…")
-def broker_status() -> dict[str, Any]:
-    return {s.name: s for s in probe.broker_statuses()}
-
-
 def choose_backend() -> str | None:
-    """The broker radio; ``None`` (and one error line) when the chosen broker does not answer."""
-    statuses = broker_status()
-
-    def caption(name: str) -> str:
-        if name == "memory":
-            return "in-process, virtual time"
-        s = statuses[PROBE_NAME[name]]
-        return f"{'answers' if s.answers else 'does not answer'} at {s.url}"
-
-    st.session_state.setdefault(BACKEND_KEY, "memory")
-    chosen = st.radio(
-        "Broker for the full run",
-        BACKENDS,
-        key=BACKEND_KEY,
-        horizontal=True,
-        captions=[caption(b) for b in BACKENDS],
-    )
-    if chosen == "memory":
-        return chosen
-    status = statuses[PROBE_NAME[chosen]]
-    if not status.answers:
-        st.error(f"{status.line()}: pick memory, or start the broker.", icon=":material/error:")
-        st.button(
-            "Use the memory broker",
-            on_click=st.session_state.update,
-            kwargs={BACKEND_KEY: "memory"},
-            icon=":material/memory:",
-        )
-        return None
-    return chosen
+    return controls.choose_backend(BACKEND_KEY, "Broker for the full run")
 
 
 def run_on(backend: str, params: dict[str, Any], run_id: int = 0) -> Result | None:

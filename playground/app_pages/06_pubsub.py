@@ -8,13 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from labkit import LabError, Result
-from labkit.transport import probe
 from labkit.viz import message_fate
 
 import controls
 
-BACKENDS = ("memory", "nats", "rabbitmq")
-PROBE_NAME = {"nats": "NATS", "rabbitmq": "RabbitMQ"}
 BACKEND_KEY = "pubsub.backend"
 VIEW_KEY = "pubsub.view"
 RUN_ID_KEY = "pubsub.run_id"
@@ -40,42 +37,8 @@ st.markdown(
 # --- which broker ---------------------------------------------------------------------------
 
 
-@st.cache_data(ttl=30, show_spinner="Knocking on the brokers' ports…")
-def broker_status() -> dict[str, Any]:
-    return {s.name: s for s in probe.broker_statuses()}
-
-
 def choose_backend() -> str | None:
-    """The broker radio; ``None`` (and one error line) when the chosen broker does not answer."""
-    statuses = broker_status()
-
-    def caption(name: str) -> str:
-        if name == "memory":
-            return "in-process, virtual time"
-        s = statuses[PROBE_NAME[name]]
-        return f"{'answers' if s.answers else 'does not answer'} at {s.url}"
-
-    st.session_state.setdefault(BACKEND_KEY, "memory")
-    chosen = st.radio(
-        "Broker",
-        BACKENDS,
-        key=BACKEND_KEY,
-        horizontal=True,
-        captions=[caption(b) for b in BACKENDS],
-    )
-    if chosen == "memory":
-        return chosen
-    status = statuses[PROBE_NAME[chosen]]
-    if not status.answers:
-        st.error(f"{status.line()}: pick memory, or start the broker.", icon=":material/error:")
-        st.button(
-            "Use the memory broker",
-            on_click=st.session_state.update,
-            kwargs={BACKEND_KEY: "memory"},
-            icon=":material/memory:",
-        )
-        return None
-    return chosen
+    return controls.choose_backend(BACKEND_KEY, "Broker")
 
 
 def run_pair(
