@@ -51,6 +51,9 @@ PARAMS = [
         maximum=1,
     ),
     Param("latency_ms", 20.0, "normal latency of the user service", minimum=0, unit="ms"),
+    Param(
+        "slow_latency_ms", 1000.0, "latency in the window when failure=slow", minimum=0, unit="ms"
+    ),
     Param("timeout_ms", 500.0, "the caller's deadline per call", minimum=1, unit="ms"),
     Param(
         "open_timeout_s",
@@ -134,7 +137,7 @@ def fault_plan(p: dict[str, Any], seed: int) -> FaultPlan:
     elif p["failure"] == "errors":
         plan.add("user", ErrorStatus(503, p["error_rate"]), **window)
     else:
-        plan.add("user", Latency(p["timeout_ms"] * 2), **window)
+        plan.add("user", Latency(p["slow_latency_ms"]), **window)
     return plan
 
 
@@ -203,7 +206,14 @@ def summarize(tl, breaker, total, outcomes, sources, p) -> dict[str, Any]:  # ty
         "downstream_calls": downstream,
         "spared_calls": total - downstream,
         "transitions": [
-            {"t_s": round(t.t, 3), "from": t.from_state, "to": t.to_state, "reason": t.reason}
+            {
+                "t_s": round(t.t, 3),
+                "from": t.from_state,
+                "to": t.to_state,
+                "reason": t.reason,
+                "previous_lasted_s": t.previous_lasted_s,
+                "counts": t.counts,
+            }
             for t in breaker.transitions
         ],
         "time_in_state_s": {k: round(v, 3) for k, v in sorted(time_in.items())},
