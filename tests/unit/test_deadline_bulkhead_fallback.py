@@ -97,3 +97,13 @@ def test_breaker_with_cached_fallback_answers_every_call():
     s = labkit.run("circuit_breaker", fallback="cache").summary
     assert s["served_by_fallback"] == s["rejected"] + s["failures"]
     assert s["successes"] + s["served_by_fallback"] == s["calls"]
+
+
+def test_a_slow_call_rate_opens_the_breaker_although_no_call_fails():
+    slow = dict(policy="sliding_window", failure="slow", slow_latency_ms=400)
+    counted = labkit.run("circuit_breaker", slow_call_ms=300, **slow).summary
+    ignored = labkit.run("circuit_breaker", slow_call_ms=0, **slow).summary
+    assert counted["failures"] == ignored["failures"] == 0
+    assert counted["transitions"][0]["to"] == "open"
+    assert counted["transitions"][0]["counts"]["slow_rate"] == 1.0
+    assert ignored["transitions"] == []
