@@ -190,3 +190,54 @@ def choose_backend(key: str, label: str = "Broker") -> str | None:
         )
         return None
     return chosen
+
+
+# --- presets ----------------------------------------------------------------------------------
+
+
+def preset_picker(pattern: str, placeholder: str) -> str | None:
+    """A preset menu that sets the pattern's controls, and a reset button; the chosen name.
+
+    A preset whose values the lab refuses shows as one error line and leaves the controls at
+    their defaults (the menu goes back to "no preset")."""
+    from labkit.scenarios.presets import load_presets
+
+    key, error_key = f"{pattern}.preset", f"{pattern}.preset_error"
+    try:
+        presets = load_presets(pattern)
+    except LabError as exc:
+        show_error(exc)
+        presets = {}
+
+    def apply() -> None:
+        name = st.session_state.get(key)
+        if name in presets:
+            try:
+                apply_params(pattern, presets[name].params)
+            except LabError as exc:  # a preset file with a value the lab refuses
+                st.session_state[error_key] = f"Preset {name!r}: {exc}"
+                st.session_state[key] = None  # the controls are back at their defaults
+                apply_params(pattern, {})
+
+    def reset() -> None:
+        st.session_state[key] = None
+        apply_params(pattern, {})
+
+    pick, undo = st.columns([4, 1], vertical_alignment="bottom")
+    chosen = pick.selectbox(
+        "Start from a preset",
+        list(presets),
+        index=None,
+        key=key,
+        on_change=apply,
+        format_func=lambda name: presets[name].title,
+        placeholder=placeholder,
+    )
+    undo.button(
+        "Reset to defaults", on_click=reset, icon=":material/restart_alt:", key=f"{pattern}.reset"
+    )
+    if error_key in st.session_state:
+        st.error(st.session_state.pop(error_key), icon=":material/error:")
+    elif chosen in presets:
+        st.info(presets[chosen].explain, icon=":material/lightbulb:")
+    return chosen

@@ -2,14 +2,11 @@
 
 import streamlit as st
 
-from labkit import LabError
-from labkit.scenarios.presets import load_presets
 from labkit.viz import calls_frame, compare_waterfalls, outcome_counts, waterfall
 
 import controls
 
 PATTERN = "gateway"
-PRESET_KEY = "gateway.preset"
 OTHER = {"sequential": "concurrent", "concurrent": "sequential"}
 
 st.title("API gateway / backend for frontend")
@@ -20,34 +17,10 @@ st.markdown(
     "**slowest** one (concurrent), and what one failing product does to the whole answer."
 )
 
-try:
-    presets = load_presets(PATTERN)
-except LabError as exc:
-    controls.show_error(exc)
-    presets = {}
 controls.init_state(PATTERN)
 
 
-def _apply_preset() -> None:
-    name = st.session_state.get(PRESET_KEY)
-    if name in presets:
-        controls.apply_params(PATTERN, presets[name].params)
-
-
-def _reset() -> None:
-    st.session_state[PRESET_KEY] = None
-    controls.apply_params(PATTERN, {})
-
-
-pick, reset = st.columns([4, 1], vertical_alignment="bottom")
-chosen = pick.selectbox(
-    "Start from a preset", list(presets), index=None, key=PRESET_KEY,
-    format_func=lambda name: presets[name].title, on_change=_apply_preset,
-    placeholder="Choose a preset (it sets the controls below)",
-)  # fmt: skip
-reset.button("Reset to defaults", on_click=_reset, icon=":material/restart_alt:")
-if chosen in presets:
-    st.info(presets[chosen].explain, icon=":material/lightbulb:")
+chosen = controls.preset_picker(PATTERN, "Choose a preset (it sets the controls below)")
 
 with st.container(border=True):
     gw, order, services, faults = st.columns(4)

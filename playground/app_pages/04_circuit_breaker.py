@@ -10,19 +10,16 @@ import streamlit as st
 import labkit
 from labkit import LabError, Result
 from labkit.scenarios.breaker_session import BreakerSession
-from labkit.scenarios.presets import load_presets
 from labkit.viz import breaker_timeline
 
 import controls
 
 PATTERN = "circuit_breaker"
-PRESET_KEY = "circuit_breaker.preset"
 SESSION_KEY = "circuit_breaker.session"
 LIVE_KEY = "circuit_breaker.live"
 TICK_KEY = "circuit_breaker.last_tick"
 NOTE_KEY = "circuit_breaker.note"
 VIEW_KEY = "circuit_breaker.view"
-PRESET_ERROR_KEY = "circuit_breaker.preset_error"
 ERROR_RATE_KEY = "circuit_breaker.session.error_rate"
 LATENCY_KEY = "circuit_breaker.session.latency_ms"
 
@@ -63,11 +60,6 @@ st.markdown(
     "again. Time is virtual: a 30 s timeout passes in a click."
 )
 
-try:
-    presets = load_presets(PATTERN)
-except LabError as exc:
-    controls.show_error(exc)
-    presets = {}
 # Streamlit forgets the value of a widget that a run does not draw (the other tab's, another
 # policy's settings); writing each value back keeps it until its widget is drawn again.
 for _key in [controls.key_for(PATTERN, p.name) for p in labkit.params_of(PATTERN)] + [
@@ -81,32 +73,9 @@ st.session_state.setdefault(ERROR_RATE_KEY, 0.0)
 st.session_state.setdefault(LATENCY_KEY, controls.params_by_name(PATTERN)["latency_ms"].default)
 
 
-def _apply_preset() -> None:
-    name = st.session_state.get(PRESET_KEY)
-    if name in presets:
-        try:
-            controls.apply_params(PATTERN, presets[name].params)
-        except LabError as exc:  # a preset file with a value the lab refuses
-            st.session_state[PRESET_ERROR_KEY] = f"Preset {name!r}: {exc}"
-            controls.apply_params(PATTERN, {})
-
-
-def _reset_controls() -> None:
-    st.session_state[PRESET_KEY] = None
-    controls.apply_params(PATTERN, {})
-
-
-pick, reset = st.columns([4, 1], vertical_alignment="bottom")
-chosen = pick.selectbox(
-    "Start from a preset", list(presets), index=None, key=PRESET_KEY,
-    format_func=lambda name: presets[name].title, on_change=_apply_preset,
-    placeholder="Choose a preset (it sets the breaker and the full run's outage)",
-)  # fmt: skip
-reset.button("Reset to defaults", on_click=_reset_controls, icon=":material/restart_alt:")
-if PRESET_ERROR_KEY in st.session_state:
-    st.error(st.session_state.pop(PRESET_ERROR_KEY), icon=":material/error:")
-elif chosen in presets:
-    st.info(presets[chosen].explain, icon=":material/lightbulb:")
+chosen = controls.preset_picker(
+    PATTERN, "Choose a preset (it sets the breaker and the full run's outage)"
+)
 
 with st.container(border=True):
     left, middle, right = st.columns(3)

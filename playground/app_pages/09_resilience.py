@@ -8,8 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 import labkit
-from labkit import LabError, Result
-from labkit.scenarios.presets import load_presets
+from labkit import Result
 from labkit.viz import retry_storm, waterfall
 
 import controls
@@ -37,49 +36,6 @@ for _pattern in ("retry", "deadline", "bulkhead"):
         if _key in st.session_state:
             st.session_state[_key] = st.session_state[_key]
     controls.init_state(_pattern)
-
-
-def preset_picker(pattern: str, placeholder: str) -> str | None:
-    """A preset menu that sets the pattern's controls, and a reset button; the chosen name."""
-    key, error_key = f"{pattern}.preset", f"{pattern}.preset_error"
-    try:
-        presets = load_presets(pattern)
-    except LabError as exc:
-        controls.show_error(exc)
-        presets = {}
-
-    def apply() -> None:
-        name = st.session_state.get(key)
-        if name in presets:
-            try:
-                controls.apply_params(pattern, presets[name].params)
-            except LabError as exc:  # a preset file with a value the lab refuses
-                st.session_state[error_key] = f"Preset {name!r}: {exc}"
-                st.session_state[key] = None  # the controls are back at their defaults
-                controls.apply_params(pattern, {})
-
-    def reset() -> None:
-        st.session_state[key] = None
-        controls.apply_params(pattern, {})
-
-    pick, undo = st.columns([4, 1], vertical_alignment="bottom")
-    chosen = pick.selectbox(
-        "Start from a preset",
-        list(presets),
-        index=None,
-        key=key,
-        on_change=apply,
-        format_func=lambda name: presets[name].title,
-        placeholder=placeholder,
-    )
-    undo.button(
-        "Reset to defaults", on_click=reset, icon=":material/restart_alt:", key=f"{pattern}.reset"
-    )
-    if error_key in st.session_state:
-        st.error(st.session_state.pop(error_key), icon=":material/error:")
-    elif chosen in presets:
-        st.info(presets[chosen].explain, icon=":material/lightbulb:")
-    return chosen
 
 
 def show_command(pattern: str, params: dict[str, Any], preset: str | None) -> None:
@@ -182,7 +138,9 @@ def compare_backoffs(params: dict[str, Any], preset: str | None) -> None:
 
 
 def retries_tab() -> None:
-    chosen = preset_picker("retry", "Choose a preset (the storm, a 400, a budget, a breaker…)")
+    chosen = controls.preset_picker(
+        "retry", "Choose a preset (the storm, a 400, a budget, a breaker…)"
+    )
     with st.container(border=True):
         controls.widget("retry", "backoff", label="Backoff between attempts")
         storm, client, limits = st.columns(3)
@@ -280,7 +238,9 @@ def deadline_waste(runs: list[Result]) -> go.Figure:
 
 
 def deadlines_tab() -> None:
-    chosen = preset_picker("deadline", "Choose a preset (budget kept at the top or passed down)")
+    chosen = controls.preset_picker(
+        "deadline", "Choose a preset (budget kept at the top or passed down)"
+    )
     with st.container(border=True):
         left, right = st.columns(2)
         left.markdown("**The gateway**")
@@ -380,7 +340,9 @@ def pool_latency(result: Result) -> go.Figure:
 
 
 def bulkheads_tab() -> None:
-    chosen = preset_picker("bulkhead", "Choose a preset (shared pool, isolated pools, waiting)")
+    chosen = controls.preset_picker(
+        "bulkhead", "Choose a preset (shared pool, isolated pools, waiting)"
+    )
     with st.container(border=True):
         pools, load, slow = st.columns(3)
         pools.markdown("**Call slots**")
