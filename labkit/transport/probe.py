@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from labkit.transport.brokers.base import hide_password
+
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
@@ -30,13 +32,6 @@ class BrokerStatus:
         return f"{self.name} at {self.url} {state} ({self.detail})"
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
-
-
 def _knock(url: str, default_port: int, greeting: bytes | None, timeout: float) -> bytes:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or default_port
@@ -52,7 +47,7 @@ def nats_status(url: str | None = None, timeout: float = 0.5) -> BrokerStatus:
     try:
         data = _knock(url, 4222, None, timeout)
     except OSError as exc:
-        return BrokerStatus("NATS", _redact(url), False, exc.strerror or type(exc).__name__)
+        return BrokerStatus("NATS", hide_password(url), False, exc.strerror or type(exc).__name__)
     if data.startswith(b"INFO"):
         jetstream = b'"jetstream":true' in data.replace(b" ", b"")
         return BrokerStatus("NATS", url, True, "JetStream on" if jetstream else "JetStream off")
@@ -61,7 +56,7 @@ def nats_status(url: str | None = None, timeout: float = 0.5) -> BrokerStatus:
 
 def amqp_status(url: str | None = None, timeout: float = 0.5) -> BrokerStatus:
     url = url or os.environ.get("LABKIT_AMQP_URL", DEFAULT_AMQP_URL)
-    shown = _redact(url)
+    shown = hide_password(url)
     try:
         data = _knock(url, 5672, AMQP_HEADER, timeout)
     except OSError as exc:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from labkit.core.errors import BadParameter, LabError
 
@@ -43,6 +44,22 @@ class BrokerUnavailable(LabError):
 
 class BadMessage(LabError):
     """A message body that is not what the consumer expects (e.g. not JSON)."""
+
+
+def hide_password(url: str) -> str:
+    """The URL with its password replaced by ``***`` (for messages and logs)."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def check_connection_settings(namespace: str, connect_timeout: float) -> None:
+    """What every real backend checks before connecting, refused by name."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", namespace):
+        raise BadParameter("namespace", namespace, "must be letters, digits, _ or -")
+    if connect_timeout <= 0:
+        raise BadParameter("connect_timeout", connect_timeout, "must be above 0")
 
 
 def new_message_id() -> str:

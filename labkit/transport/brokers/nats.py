@@ -138,6 +138,7 @@ from labkit.transport.brokers.base import (
     Message,
     QueueSpec,
     Subscription,
+    check_connection_settings,
     check_subject,
     encode_body,
     new_message_id,
@@ -644,10 +645,7 @@ class NatsBroker(Broker):
         connect_timeout: float = 0.8,
         cleanup: bool = True,
     ) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", namespace):
-            raise BadParameter("namespace", namespace, "must be letters, digits, _ or -")
-        if connect_timeout <= 0:
-            raise BadParameter("connect_timeout", connect_timeout, "must be above 0")
+        check_connection_settings(namespace, connect_timeout)
         self.timeline = timeline if timeline is not None else Timeline()  # empty = falsy
         self.namespace = namespace
         self.url = url or os.environ.get("LABKIT_NATS_URL") or DEFAULT_NATS_URL

@@ -98,7 +98,6 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import aio_pika
 import aiormq
@@ -122,8 +121,10 @@ from labkit.transport.brokers.base import (
     Message,
     QueueSpec,
     Subscription,
+    check_connection_settings,
     check_subject,
     encode_body,
+    hide_password,
     new_message_id,
     subject_matches,
 )
@@ -143,14 +144,6 @@ class _QuietConnectFailure(logging.Filter):
 
 
 logging.getLogger("aiormq.connection").addFilter(_QuietConnectFailure())
-
-
-def hide_password(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def amqp_pattern(pattern: str) -> str:
@@ -396,10 +389,7 @@ class RabbitBroker(Broker):
         connect_timeout: float = 2.0,
         cleanup: bool = True,
     ) -> None:
-        if not re.fullmatch(r"[A-Za-z0-9_-]+", namespace):
-            raise BadParameter("namespace", namespace, "must be letters, digits, _ or -")
-        if connect_timeout <= 0:
-            raise BadParameter("connect_timeout", connect_timeout, "must be above 0")
+        check_connection_settings(namespace, connect_timeout)
         self.timeline = timeline if timeline is not None else Timeline()  # empty = falsy
         self.namespace = namespace
         self.url = url or os.environ.get("LABKIT_AMQP_URL") or DEFAULT_AMQP_URL
