@@ -5,7 +5,8 @@
 Each pair publishes N messages and consumes them with manual acks, measured in the same run,
 recording off for the lab (median of 3 rounds). Prints JSON:
 
-* memory broker vs a bare ``asyncio.Queue`` round trip (put, get, task_done);
+* memory broker vs a bare ``asyncio.Queue`` round trip (put, get, task_done), and vs the same
+  queue with the least manual-ack bookkeeping (an in-flight table and an awaited ack);
 * NATS backend vs bare nats-py JetStream (publish with ack, pull fetch, ack);
 * RabbitMQ backend vs bare aio-pika (publisher confirms, consume, ack).
 
@@ -76,6 +77,44 @@ async def bare_asyncio_queue(n: int) -> None:
     for i in range(n):
         await queue.put(b'{"n":%d}' % i)
     await task
+
+
+async def bare_asyncio_queue_with_acks(n: int) -> None:
+    """The least a broker with manual acks must do on top of a queue: remember each delivery
+    until the handler acks it, and call the handler with something it can ack."""
+    queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue()
+    in_flight: dict[int, bytes] = {}
+    done = asyncio.Event()
+    count = 0
+
+    class Delivery:
+        __slots__ = ("body", "tag")
+
+        def __init__(self, tag: int, body: bytes) -> None:
+            self.tag, self.body = tag, body
+
+        async def ack(self) -> None:
+            del in_flight[self.tag]
+            queue.task_done()
+
+    async def handler(d: Delivery) -> None:
+        nonlocal count
+        await d.ack()
+        count += 1
+        if count == n:
+            done.set()
+
+    async def consumer() -> None:
+        while True:
+            tag, body = await queue.get()
+            in_flight[tag] = body
+            await handler(Delivery(tag, body))
+
+    task = asyncio.create_task(consumer())
+    for i in range(n):
+        await queue.put((i, b'{"n":%d}' % i))
+    await done.wait()
+    task.cancel()
 
 
 async def bare_nats(n: int) -> None:
@@ -157,6 +196,9 @@ async def main(n: int) -> dict[str, Any]:
         "messages": n,
         "memory_vs_asyncio_queue": await pair(
             "memory", lambda k: lab_round_trip("memory", k), bare_asyncio_queue, n
+        ),
+        "memory_vs_asyncio_queue_with_acks": await pair(
+            "memory", lambda k: lab_round_trip("memory", k), bare_asyncio_queue_with_acks, n
         ),
         "nats_vs_nats_py": await pair("nats", lambda k: lab_round_trip("nats", k), bare_nats, n),
         "rabbitmq_vs_aio_pika": await pair(

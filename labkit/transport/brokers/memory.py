@@ -62,6 +62,9 @@ class _Queue:
         self.consumers: list[_MemoryConsumer] = []
         self.dlq: list[DeadLetter] = []
         self.turn = 0
+        # One ack-wait timer per queue, not one per delivery: the ack wait is the same for every
+        # delivery of a queue, so ``in_flight`` (in delivery order) is also in deadline order.
+        self.sweeper: asyncio.TimerHandle | None = None
 
 
 class _MemoryDelivery(Delivery):
@@ -79,7 +82,7 @@ class _MemoryDelivery(Delivery):
         self.queue = queue.spec.name
         self.delivery_count = entry.deliveries
         self.settled = False
-        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0
 
     def _settle(self, what: str) -> bool:
         if self.settled:
@@ -92,21 +95,24 @@ class _MemoryDelivery(Delivery):
             self.settled = True
             return False
         self.settled = True
-        del self._queue.in_flight[self.tag]
+        in_flight = self._queue.in_flight
+        del in_flight[self.tag]
         self.consumer.unsettled.discard(self.tag)
-        if self.timer is not None:
-            self.timer.cancel()
+        if not in_flight and self._queue.sweeper is not None:
+            self._queue.sweeper.cancel()
+            self._queue.sweeper = None
         return True
 
     async def ack(self) -> None:
         if self._settle("ack"):
-            self.broker._record(
-                self.consumer.name,
-                "message.acked",
-                id=self.message.id,
-                queue=self.queue,
-                delivery=self.delivery_count,
-            )
+            if self.broker.timeline.enabled:
+                self.broker._record(
+                    self.consumer.name,
+                    "message.acked",
+                    id=self.message.id,
+                    queue=self.queue,
+                    delivery=self.delivery_count,
+                )
             self.broker._dispatch(self._queue)
 
     async def nack(self, *, requeue: bool = True) -> None:
@@ -140,14 +146,56 @@ class _MemoryDelivery(Delivery):
 
 
 class _MemoryConsumer(Consumer):
+    """A consumer runs its handler on at most ``prefetch`` deliveries at once.
+
+    Deliveries wait in ``pending`` for a worker task. A worker takes deliveries one after the
+    other; a new worker starts only while every worker is inside the handler, so a handler
+    that never waits costs no task per message, and one that does wait (a slow consumer) still
+    gets as many concurrent calls as its prefetch allows. Workers end when nothing is pending.
+    """
+
+    #: a worker lets the event loop run after this many deliveries in a row, as a network
+    #: round trip would: a consumer that requeues a message forever must not freeze the process
+    YIELD_EVERY = 32
+
     def __init__(
         self, broker: MemoryBroker, queue: _Queue, handler: Handler, prefetch: int, name: str
     ) -> None:
         self.broker, self.queue, self.handler, self.prefetch = broker, queue, handler, prefetch
         self.name = name
         self.unsettled: set[int] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.pending: deque[_MemoryDelivery] = deque()
+        self.workers: set[asyncio.Task[None]] = set()
+        self.busy = 0
         self.active = True
+
+    def hand_over(self, delivery: _MemoryDelivery) -> None:
+        self.pending.append(delivery)
+        self._start_worker_if_all_busy()
+
+    def _start_worker_if_all_busy(self) -> None:
+        if len(self.workers) == self.busy and len(self.workers) < self.prefetch:
+            self.workers.add(asyncio.ensure_future(self._work()))
+
+    async def _work(self) -> None:
+        pending, handled = self.pending, 0
+        try:
+            while pending:
+                delivery = pending.popleft()
+                self.busy += 1
+                if pending:
+                    self._start_worker_if_all_busy()
+                try:
+                    await self.broker._handle(self, delivery)
+                finally:
+                    self.busy -= 1
+                handled += 1
+                if handled % self.YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+        finally:
+            # leave the set now, not in a done callback: until then hand_over would count
+            # this worker as free and start nobody
+            self.workers.discard(asyncio.current_task())  # type: ignore[arg-type]
 
     async def stop(self, *, crash: bool = False) -> None:
         self.active = False
@@ -160,13 +208,12 @@ class _MemoryConsumer(Consumer):
                 queue=self.queue.spec.name,
                 in_flight=len(self.unsettled),
             )
-            for task in list(self.tasks):
+            for task in list(self.workers):
                 task.cancel()
+            self.pending.clear()
             for tag in sorted(self.unsettled, reverse=True):
                 delivery = self.queue.in_flight.pop(tag)
                 delivery.settled = True
-                if delivery.timer is not None:
-                    delivery.timer.cancel()
                 self.queue.ready.appendleft(delivery.entry)
                 self.broker._record(
                     "broker",
@@ -177,7 +224,7 @@ class _MemoryConsumer(Consumer):
                 )
             self.unsettled.clear()
         else:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.gather(*self.workers, return_exceptions=True)
         self.broker._dispatch(self.queue)
 
 
@@ -208,6 +255,7 @@ class MemoryBroker(Broker):
         self._consumer_ids = itertools.count(1)
         self._message_ids = itertools.count(1)  # deterministic ids: same seed, same run
         self.log: list[tuple[int, float, Message]] = []
+        self._routes: dict[str, list[_Queue]] = {}  # subject -> the queues it reaches
         self._background: set[asyncio.Task[None]] = set()
 
     # -- bookkeeping -----------------------------------------------------------------------------
@@ -233,6 +281,7 @@ class MemoryBroker(Broker):
             raise BadParameter("queue", spec.name, "is already declared with other settings")
         if existing is None:
             self._queues[spec.name] = _Queue(spec)
+            self._routes.clear()  # a new queue may match subjects already routed
 
     async def publish(
         self,
@@ -242,34 +291,38 @@ class MemoryBroker(Broker):
         headers: Mapping[str, str] | None = None,
         message_id: str | None = None,
     ) -> str:
-        check_subject(subject)
+        routed = self._routes.get(subject)
+        if routed is None:
+            check_subject(subject)
+            routed = self._routes[subject] = [
+                q
+                for q in self._queues.values()
+                if any(subject_matches(b, subject) for b in q.spec.bindings)
+            ]
         message = Message(
             message_id or f"m{next(self._message_ids)}",
             subject,
             encode_body(body),
-            dict(headers or {}),
+            dict(headers) if headers else {},
         )
         now = self.clock.now()
         self.log.append((len(self.log) + 1, now, message))
-        routed = [
-            q
-            for q in self._queues.values()
-            if any(subject_matches(b, subject) for b in q.spec.bindings)
-        ]
-        self._record(
-            "publisher",
-            "message.published",
-            id=message.id,
-            subject=subject,
-            queues=[q.spec.name for q in routed],
-            bytes=len(message.body),
-        )
+        if self.timeline.enabled:
+            self._record(
+                "publisher",
+                "message.published",
+                id=message.id,
+                subject=subject,
+                queues=[q.spec.name for q in routed],
+                bytes=len(message.body),
+            )
         for queue in routed:
             queue.ready.append(_Entry(message, now))
             self._dispatch(queue)
-        for sub in list(self._subscriptions):
-            if subject_matches(sub.pattern, subject):
-                self._spawn(self._notify(sub, message))
+        if self._subscriptions:
+            for sub in list(self._subscriptions):
+                if subject_matches(sub.pattern, subject):
+                    self._spawn(self._notify(sub, message))
         return message.id
 
     async def _notify(self, sub: _MemorySubscription, message: Message) -> None:
@@ -351,7 +404,11 @@ class MemoryBroker(Broker):
         )
 
     def _next_consumer(self, queue: _Queue) -> _MemoryConsumer | None:
-        n = len(queue.consumers)
+        consumers = queue.consumers
+        n = len(consumers)
+        if n == 1:
+            only = consumers[0]
+            return only if only.active and len(only.unsettled) < only.prefetch else None
         for i in range(n):
             consumer = queue.consumers[(queue.turn + i) % n]
             if consumer.active and len(consumer.unsettled) < consumer.prefetch:
@@ -360,37 +417,42 @@ class MemoryBroker(Broker):
         return None
 
     def _dispatch(self, queue: _Queue) -> None:
+        """Hand ready messages to consumers with room, until one or the other runs out."""
+        ready = queue.ready
+        if not ready:
+            return
         spec = queue.spec
-        while queue.ready:
+        ttl, limit, in_flight = spec.ttl_s, spec.max_deliveries, queue.in_flight
+        loop = asyncio.get_running_loop()
+        while ready:
             consumer = self._next_consumer(queue)
             if consumer is None:
                 return
-            entry = queue.ready.popleft()
-            now = self.clock.now()
-            if spec.ttl_s is not None and now - entry.enqueued_at >= spec.ttl_s:
+            entry = ready.popleft()
+            if ttl is not None and self.clock.now() - entry.enqueued_at >= ttl:
                 self._dead_letter(queue, entry, "expired")
                 continue
-            if spec.max_deliveries is not None and entry.deliveries >= spec.max_deliveries:
+            if limit is not None and entry.deliveries >= limit:
                 self._dead_letter(queue, entry, "delivery_limit")
                 continue
             entry.deliveries += 1
             tag = next(self._tags)
             delivery = _MemoryDelivery(self, queue, entry, tag, consumer)
-            queue.in_flight[tag] = delivery
+            delivery.deadline = loop.time() + spec.ack_wait_s
+            in_flight[tag] = delivery
             consumer.unsettled.add(tag)
-            loop = asyncio.get_running_loop()
-            delivery.timer = loop.call_later(spec.ack_wait_s, self._ack_wait_expired, queue, tag)
-            self._record(
-                consumer.name,
-                "message.delivered",
-                id=entry.message.id,
-                queue=spec.name,
-                delivery=entry.deliveries,
-                redelivered=entry.deliveries > 1,
-            )
-            task = self._spawn(self._handle(consumer, delivery))
-            consumer.tasks.add(task)
-            task.add_done_callback(consumer.tasks.discard)
+            if queue.sweeper is None:
+                queue.sweeper = loop.call_at(delivery.deadline, self._ack_wait_expired, queue)
+            if self.timeline.enabled:
+                self._record(
+                    consumer.name,
+                    "message.delivered",
+                    id=entry.message.id,
+                    queue=spec.name,
+                    delivery=entry.deliveries,
+                    redelivered=entry.deliveries > 1,
+                )
+            consumer.hand_over(delivery)
 
     async def _handle(self, consumer: _MemoryConsumer, delivery: _MemoryDelivery) -> None:
         try:
@@ -407,17 +469,32 @@ class MemoryBroker(Broker):
             if not delivery.settled:
                 await delivery.nack(requeue=True)
 
-    def _ack_wait_expired(self, queue: _Queue, tag: int) -> None:
-        delivery = queue.in_flight.pop(tag, None)
-        if delivery is None:
-            return
-        delivery.consumer.unsettled.discard(tag)
-        self._record(
-            "broker",
-            "message.requeued",
-            id=delivery.message.id,
-            queue=queue.spec.name,
-            reason="ack wait expired",
-        )
-        queue.ready.appendleft(delivery.entry)
-        self._dispatch(queue)
+    def _ack_wait_expired(self, queue: _Queue) -> None:
+        """The queue's sweeper: send back every delivery whose ack wait has run out, then
+        sleep until the next deadline."""
+        queue.sweeper = None
+        in_flight = queue.in_flight
+        now = asyncio.get_running_loop().time()
+        expired = []
+        for tag, delivery in in_flight.items():
+            if delivery.deadline > now + 1e-9:
+                queue.sweeper = asyncio.get_running_loop().call_at(
+                    delivery.deadline, self._ack_wait_expired, queue
+                )
+                break
+            expired.append(tag)
+        entries = []
+        for tag in expired:
+            delivery = in_flight.pop(tag)
+            delivery.consumer.unsettled.discard(tag)
+            self._record(
+                "broker",
+                "message.requeued",
+                id=delivery.message.id,
+                queue=queue.spec.name,
+                reason="ack wait expired",
+            )
+            entries.append(delivery.entry)
+        queue.ready.extendleft(reversed(entries))  # back at the head, in their original order
+        if expired:
+            self._dispatch(queue)
