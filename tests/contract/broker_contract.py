@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from labkit.core.clock import LoopClock, run_on_fresh_loop
-from labkit.core.errors import BadParameter, UnknownName
+from labkit.core.errors import BadParameter, LabError, UnknownName
 from labkit.core.timeline import Timeline
 from labkit.transport.brokers import BadMessage, Broker, Delivery, QueueSpec, make_broker
 
@@ -46,6 +46,7 @@ class BrokerContract:
     virtual: ClassVar[bool] = True
     supports_ack_wait: ClassVar[bool] = True
     supports_ttl: ClassVar[bool] = True
+    keeps_log: ClassVar[bool] = True
 
     def run(self, scenario: Callable[[Broker, Callable[[str], str]], Awaitable[Any]]) -> Any:
         uid = uuid.uuid4().hex[:8]
@@ -285,6 +286,46 @@ class BrokerContract:
             return got
 
         assert self.run(scenario) == [1, 3]
+
+    # -- replay from the log ---------------------------------------------------------------------
+    def test_history_replays_from_a_sequence_or_a_time_and_refuses_bad_requests(self) -> None:
+        async def scenario(broker: Broker, name: Callable[[str], str]) -> Any:
+            await broker.declare(QueueSpec(name("inv"), ("orders.created",)))
+            for n in range(6):
+                await broker.publish("orders.created", {"n": n})
+                await broker.publish("payments.processed", {"p": n})
+            if not self.keeps_log:
+                with pytest.raises(LabError, match="keeps no log"):
+                    await broker.history("orders.*")
+                return None
+            orders = await broker.history("orders.*")
+            everything = await broker.history()
+            from_third = await broker.history("orders.*", from_seq=orders[2].seq)
+            since = orders[4].at
+            recent = await broker.history("orders.*", since=since)
+            errors = []
+            for bad in (
+                lambda: broker.history("orders.*", from_seq=0),
+                lambda: broker.history("orders..created"),
+            ):
+                with pytest.raises(BadParameter) as caught:
+                    await bad()
+                errors.append(str(caught.value))
+            return orders, everything, from_third, since, recent, errors
+
+        out = self.run(scenario)
+        if not self.keeps_log:
+            return
+        orders, everything, from_third, since, recent, errors = out
+        assert [e.message.json()["n"] for e in orders] == list(range(6))
+        assert [e.message.subject for e in orders] == ["orders.created"] * 6
+        assert len(everything) == 12 and [e.seq for e in everything] == sorted(
+            e.seq for e in everything
+        )
+        assert [e.message.json()["n"] for e in from_third] == [2, 3, 4, 5]
+        assert {e.seq for e in orders if e.at >= since} <= {e.seq for e in recent}
+        assert all(e.at >= since - 1e-6 for e in recent) and recent[-1].seq == orders[-1].seq
+        assert "from_seq" in errors[0] and "orders..created" in errors[1]
 
     # -- bad input -------------------------------------------------------------------------------
     def test_bad_input_is_refused_by_name_and_loses_nothing(self) -> None:

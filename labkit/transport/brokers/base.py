@@ -62,6 +62,15 @@ def check_connection_settings(namespace: str, connect_timeout: float) -> None:
         raise BadParameter("connect_timeout", connect_timeout, "must be above 0")
 
 
+def check_history_request(pattern: str, from_seq: int, since: float | None) -> None:
+    """Refuse a bad replay request by name, before any backend work."""
+    check_subject(pattern, pattern=True)
+    if isinstance(from_seq, bool) or not isinstance(from_seq, int) or from_seq < 1:
+        raise BadParameter("from_seq", from_seq, "must be a whole number, at least 1")
+    if since is not None and not isinstance(since, int | float):
+        raise BadParameter("since", since, "must be a time in seconds")
+
+
 def new_message_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -172,6 +181,16 @@ class DeadLetter:
     at: float
 
 
+@dataclass(frozen=True)
+class LogEntry:
+    """One message as a broker's log keeps it: its sequence number in the log, when the broker
+    stored it (the broker's clock: the run's clock in memory, Unix time on NATS), the message."""
+
+    seq: int
+    at: float
+    message: Message
+
+
 class Delivery(ABC):
     """One attempt to hand a message to a consumer; settle it exactly once."""
 
@@ -265,3 +284,19 @@ class Broker(ABC):
     @abstractmethod
     async def replay_dead_letters(self, queue: str) -> int:
         """Move every dead letter of ``queue`` back into it; returns how many."""
+
+    async def history(
+        self, pattern: str = "#", *, from_seq: int = 1, since: float | None = None
+    ) -> list[LogEntry]:
+        """Replay from the log: every message published on a subject matching ``pattern``,
+        from sequence ``from_seq`` on, and (if given) stored at or after ``since``, oldest first.
+
+        Acknowledging a message does not remove it from a log, so a new reader can start
+        wherever it likes. A broker that keeps no log (RabbitMQ's queues forget what was acked)
+        says so instead."""
+        check_history_request(pattern, from_seq, since)
+        raise LabError(
+            f"the {self.name} backend keeps no log of published messages: an acked message is "
+            "gone, so there is nothing to replay from a sequence or a time (the memory and nats "
+            "backends keep one)"
+        )

@@ -38,9 +38,11 @@ from labkit.transport.brokers.base import (
     DeadLetter,
     Delivery,
     Handler,
+    LogEntry,
     Message,
     QueueSpec,
     Subscription,
+    check_history_request,
     check_subject,
     encode_body,
     subject_matches,
@@ -369,9 +371,15 @@ class MemoryBroker(Broker):
         self._dispatch(q)
         return len(letters)
 
-    def replay_log(self, *, from_seq: int = 1, since: float | None = None) -> list[Message]:
-        """Everything published from sequence ``from_seq`` (or time ``since``) on, in order."""
-        return [m for seq, t, m in self.log if seq >= from_seq and (since is None or t >= since)]
+    async def history(
+        self, pattern: str = "#", *, from_seq: int = 1, since: float | None = None
+    ) -> list[LogEntry]:
+        check_history_request(pattern, from_seq, since)
+        return [
+            LogEntry(seq, t, m)
+            for seq, t, m in self.log[from_seq - 1 :]
+            if (since is None or t >= since) and subject_matches(pattern, m.subject)
+        ]
 
     # -- delivery ----------------------------------------------------------------------------------
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:

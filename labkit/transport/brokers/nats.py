@@ -135,15 +135,18 @@ from labkit.transport.brokers.base import (
     DeadLetter,
     Delivery,
     Handler,
+    LogEntry,
     Message,
     QueueSpec,
     Subscription,
     check_connection_settings,
+    check_history_request,
     check_subject,
     encode_body,
     new_message_id,
     subject_matches,
 )
+from labkit.transport.brokers.nats_history import read_stream
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 ID_HEADER = "x-labkit-id"  # the protocol's message id (Nats-Msg-Id would deduplicate it)
@@ -947,6 +950,25 @@ class NatsBroker(Broker):
             )
         self._subscriptions.add(sub)
         return sub
+
+    async def history(
+        self, pattern: str = "#", *, from_seq: int = 1, since: float | None = None
+    ) -> list[LogEntry]:
+        """The namespace stream read as a log (see :mod:`.nats_history`); ``since`` is Unix
+        time, as the entries' ``at`` is."""
+        check_history_request(pattern, from_seq, since)
+        js, jsm = self._jsx()
+        stored = []
+        for f in nats_filters(pattern):
+            stored += await self._guard(
+                read_stream(js, jsm, self.stream, self._pub(f), from_seq=from_seq, since=since),
+                "did not replay its stream",
+            )
+        stored.sort(key=lambda m: m.seq)
+        return [
+            LogEntry(m.seq, m.at, self._message_from(m.subject, m.headers, m.data, ""))
+            for m in stored
+        ]
 
     async def depth(self, queue: str) -> int:
         spec = await self._spec(queue)
