@@ -25,6 +25,7 @@ PATTERNS: dict[str, str] = {
     "message_queue": "labkit.scenarios.message_queue",
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
+    "tracing": "labkit.scenarios.tracing",
 }
 
 #: Other names people reach for first.

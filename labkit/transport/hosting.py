@@ -30,8 +30,15 @@ HTTP_BACKENDS = ("inprocess", "live")
 class Hosted:
     """Running services and the clients that reach them; close with ``aclose()``."""
 
-    def __init__(self, timeline: Timeline, faults: FaultPlan | None, detach: bool = False) -> None:
+    def __init__(
+        self,
+        timeline: Timeline,
+        faults: FaultPlan | None,
+        detach: bool = False,
+        tracing: Any = None,
+    ) -> None:
         self.detach = detach
+        self.tracing = tracing
         self.timeline = timeline
         self.faults = faults or FaultPlan()
         self.base_urls: dict[str, str] = {}
@@ -60,9 +67,11 @@ class Hosted:
             faults=self.faults,
             detach=self.detach,
         )
-        client = httpx.AsyncClient(
-            transport=transport, base_url=self.base_urls[target], timeout=timeout
-        )
+        outer: httpx.AsyncBaseTransport = transport
+        if self.tracing is not None:  # the client span covers what the caller waits for
+            outer = self.tracing.client_transport(transport, source=source, target=target)
+        base_url = self.base_urls[target]
+        client = httpx.AsyncClient(transport=outer, base_url=base_url, timeout=timeout)
         self._clients.append(client)
         return client
 
@@ -83,17 +92,22 @@ async def host(
     timeline: Timeline,
     faults: FaultPlan | None = None,
     detach: bool = False,
+    tracing: Any = None,
 ) -> AsyncIterator[Hosted]:
     """Start ``apps`` (name -> ASGI app) on ``backend`` and yield a :class:`Hosted`.
 
     ``detach=True``: in-process services keep working after their caller gives up, as real
-    servers do (see :class:`~labkit.transport.http.LabTransport`)."""
+    servers do (see :class:`~labkit.transport.http.LabTransport`).
+    ``tracing``: a :class:`labkit.patterns.tracing.Tracing` (anything with ``server_app`` and
+    ``client_transport``): every service and client is traced, W3C ``traceparent`` between them."""
     if backend not in HTTP_BACKENDS:
         raise UnknownName("backend", backend, HTTP_BACKENDS)
-    hosted = Hosted(timeline, faults, detach)
+    hosted = Hosted(timeline, faults, detach, tracing)
     try:
         for name, app in apps.items():
-            wrapped = CallContext(app)
+            wrapped: Any = CallContext(app)
+            if tracing is not None:
+                wrapped = tracing.server_app(name, wrapped)
             if backend == "inprocess":
                 hosted._inner[name] = httpx.ASGITransport(app=wrapped)
                 hosted.base_urls[name] = f"http://{name}"
