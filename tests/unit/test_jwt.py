@@ -1,0 +1,206 @@
+"""JWT: the attack gallery against the careful verifier, the naive ones, and the middleware."""
+
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit.core.errors import BadParameter, UnknownName
+from labkit.patterns.jwt_attacks import (
+    HeaderTrustingVerifier,
+    SyllabusVerifier,
+    build_gallery,
+    run_gallery,
+    verifiers_for,
+)
+from labkit.patterns.jwt_auth import (
+    DEFAULT_REQUIRED,
+    REASONS,
+    BearerAuth,
+    JWTVerifier,
+    TokenRejected,
+    bearer_token,
+    make_keyset,
+)
+
+KEYS = make_keyset()
+GALLERY = {a.name: a for a in build_gallery(KEYS)}
+
+
+def careful(**kw) -> JWTVerifier:
+    return JWTVerifier("orders", KEYS.trusted(), **kw)
+
+
+def reason(verifier, token: str) -> str:
+    try:
+        verifier.verify(token)
+    except TokenRejected as exc:
+        return exc.reason
+    return "accepted"
+
+
+def test_the_gallery_has_every_attack_the_issue_names():
+    assert set(GALLERY) >= {
+        "good",
+        "alg_none",
+        "key_confusion",
+        "expired",
+        "not_yet_valid",
+        "wrong_audience",
+        "wrong_issuer",
+        "tampered",
+        "missing_claims",
+        "garbage",
+    }
+    assert all(a.expected is None or a.expected in REASONS for a in GALLERY.values())
+
+
+@pytest.mark.parametrize("name", sorted(GALLERY))
+def test_the_careful_verifier_refuses_each_attack_for_its_stated_reason(name):
+    attack = GALLERY[name]
+    assert reason(careful(), attack.token) == (attack.expected or "accepted")
+
+
+def test_a_good_token_passes_with_its_claims():
+    claims = careful().verify(GALLERY["good"].token)
+    assert claims["sub"] == "user-42" and claims["aud"] == "orders"
+    assert claims["role"] == "customer"
+
+
+def test_without_the_allowlist_alg_none_and_key_confusion_are_no_longer_refused_by_policy():
+    loose = careful(enforce_allowlist=False)
+    # only PyJWT's own last-ditch key check stands in the way now ...
+    assert reason(loose, GALLERY["alg_none"].token) == "bad_key"
+    assert reason(loose, GALLERY["key_confusion"].token) == "bad_key"
+    # ... and a verifier without that guard (hand-rolled, like old libraries) lets both in
+    naive = HeaderTrustingVerifier(KEYS)
+    assert naive.verify(GALLERY["alg_none"].token)["role"] == "admin"
+    assert naive.verify(GALLERY["key_confusion"].token)["role"] == "admin"
+
+
+@pytest.mark.parametrize(
+    ("dropped", "attack"),
+    [("exp", "missing_claims"), ("aud", "wrong_audience")],
+)
+def test_dropping_a_required_claim_lets_its_attack_through(dropped, attack):
+    required = tuple(c for c in DEFAULT_REQUIRED if c != dropped)
+    assert reason(careful(), GALLERY[attack].token) != "accepted"
+    assert reason(careful(required=required), GALLERY[attack].token) == "accepted"
+
+
+def test_the_syllabus_middleware_pins_the_family_but_misses_the_claims():
+    rows = {r["attack"]: r for r in run_gallery(GALLERY.values(), {"s": SyllabusVerifier(KEYS)})}
+    let_in = {name for name, r in rows.items() if r["s"] == "accepted"}
+    assert let_in == {"good", "wrong_audience", "wrong_issuer", "missing_claims"}
+
+
+def test_the_header_trusting_verifier_also_takes_forged_signatures():
+    rows = run_gallery(GALLERY.values(), verifiers_for(KEYS, ["trusts_header"]))
+    let_in = {r["attack"] for r in rows if r["trusts_header"] == "accepted"}
+    assert {"alg_none", "key_confusion"} <= let_in
+    assert "tampered" not in let_in and "expired" not in let_in
+
+
+def test_leeway_is_small_and_does_its_job():
+    t = int(time.time())
+    minter = KEYS.auth_minter()
+    just_expired = minter.mint("u", "orders", now=t - 910)  # expired 10 s ago
+    assert reason(careful(leeway_s=30), just_expired) == "accepted"
+    assert reason(careful(leeway_s=0), just_expired) == "expired"
+    with pytest.raises(BadParameter, match="leeway_s"):
+        careful(leeway_s=3600)
+
+
+def test_service_tokens_are_short_lived():
+    svc = KEYS.service_minter()
+    assert careful().verify(svc.mint("svc:gateway", "orders"))["sub"] == "svc:gateway"
+    assert reason(careful(), svc.mint("svc:gateway", "orders", lifetime_s=600)) == (
+        "lifetime_too_long"
+    )
+    # the service issuer may not use the auth server's algorithm, nor the other way round
+    rs = KEYS.auth_minter()
+    forged = type(rs)(KEYS.service_issuer, KEYS.auth_private_pem, "RS256").mint("x", "orders")
+    assert reason(careful(), forged) == "algorithm_not_allowed"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_is_refused_with_a_reason_never_an_exception(text):
+    assert reason(careful(), text) in REASONS
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(["eyJhbGciOiJub25lIn0", "e30", "", "W10", "x", "=="]), max_size=4))
+def test_near_jwt_shapes_are_refused_cleanly(parts):
+    assert reason(careful(), ".".join(parts)) in REASONS
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (None, "missing_token"),
+        ("", "missing_token"),
+        ("Basic dXNlcjpwdw==", "bad_scheme"),
+        ("Bearer", "bad_scheme"),
+        ("Bearer a b", "bad_scheme"),
+    ],
+)
+def test_bearer_header_parsing_is_strict(header, expected):
+    with pytest.raises(TokenRejected) as err:
+        bearer_token(header)
+    assert err.value.reason == expected
+
+
+def _app():
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def me(request):
+        return JSONResponse({"sub": request.state.claims["sub"]})
+
+    async def health(request):
+        return JSONResponse({"ok": True})
+
+    app = Starlette(routes=[Route("/me", me), Route("/health", health)])
+    return BearerAuth(app, careful(), public=["/health"])
+
+
+def _get_all(requests: list[dict]) -> list:
+    """GET /me (or another path) once per headers dict, in-process, in order."""
+    import asyncio
+
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://orders") as client:
+            return [await client.get(r.pop("path", "/me"), headers=r) for r in requests]
+
+    return asyncio.run(go())
+
+
+def test_middleware_turns_every_refusal_into_a_401_with_the_reason():
+    good = GALLERY["good"].token
+    me, health = _get_all([{"Authorization": f"Bearer {good}"}, {"path": "/health"}])
+    assert me.json() == {"sub": "user-42"}
+    assert health.status_code == 200
+    cases = {
+        "missing_token": {},
+        "bad_scheme": {"Authorization": good},  # the syllabus' TrimPrefix would accept this
+        "malformed": {"Authorization": "Bearer \u00ff\u00fegarbage"},
+    }
+    for attack in GALLERY.values():
+        if attack.expected:
+            cases[attack.expected] = {"Authorization": f"Bearer {attack.token}"}
+    responses = _get_all([dict(h) for h in cases.values()])
+    for expected, response in zip(cases, responses, strict=True):
+        assert response.status_code == 401, expected
+        assert response.json()["error"] == expected
+        assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+
+
+def test_unknown_verifier_name_is_one_clear_error():
+    with pytest.raises(UnknownName, match="naive"):
+        verifiers_for(KEYS, ["naive"])
