@@ -25,6 +25,9 @@ PATTERNS: dict[str, str] = {
     "message_queue": "labkit.scenarios.message_queue",
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
+    "versioning": "labkit.scenarios.versioning",
+    "jwt": "labkit.scenarios.jwt",
+    "mtls": "labkit.scenarios.mtls",
 }
 
 #: Other names people reach for first.

@@ -204,3 +204,57 @@ def test_middleware_turns_every_refusal_into_a_401_with_the_reason():
 def test_unknown_verifier_name_is_one_clear_error():
     with pytest.raises(UnknownName, match="naive"):
         verifiers_for(KEYS, ["naive"])
+
+
+# --- the scenario: the gallery over HTTP through the middleware ---------------------------
+
+
+def _scenario(**params):
+    import labkit
+
+    return labkit.run("jwt", **params).summary
+
+
+def test_scenario_careful_refuses_every_attack_over_http_and_lets_the_good_token_in():
+    s = _scenario()
+    assert s["good_token_passed"] and s["let_in"] == [] and s["admin_by_forgery"] == []
+    assert s["refused_as_expected"] == s["tokens"] - 1
+    assert s["statuses"] == [200, 401]  # never a 500
+
+
+@pytest.mark.parametrize(
+    ("params", "let_in"),
+    [
+        ({"verifier": "syllabus"}, ["wrong_audience", "wrong_issuer", "missing_claims"]),
+        ({"verifier": "careful", "require_aud": False}, ["wrong_audience"]),
+        ({"verifier": "careful", "require_exp": False}, ["missing_claims"]),
+    ],
+)
+def test_scenario_shows_which_mistake_lets_which_attack_in(params, let_in):
+    assert _scenario(**params)["let_in"] == let_in
+
+
+def test_scenario_header_trusting_verifier_makes_forgers_admin():
+    s = _scenario(verifier="trusts_header", compare=True)
+    assert {"alg_none", "key_confusion"} <= set(s["admin_by_forgery"])
+    table = {r["attack"]: r for r in s["comparison"]}
+    assert table["alg_none"]["careful"] == "algorithm_not_allowed"
+    assert table["alg_none"]["trusts_header"] == "accepted"
+
+
+@pytest.mark.live
+def test_scenario_live_gives_the_same_verdicts_over_loopback():
+    import labkit
+
+    live = labkit.run("jwt", backend="live").summary
+    assert [r["got"] for r in live["results"]] == [r["got"] for r in _scenario()["results"]]
+
+
+def test_cli_run_jwt_json(capsys):
+    import json
+
+    from labkit.cli import main
+
+    assert main(["run", "jwt", "--preset", "syllabus", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["summary"]["let_in"] == ["wrong_audience", "wrong_issuer", "missing_claims"]

@@ -52,3 +52,27 @@ def test_bad_choices_are_named():
         client_context(pki, "good", "service_ca", tls="1.0")
     with pytest.raises(UnknownName, match="mTLS case"):
         asyncio.run(run_handshakes(["nope"]))
+
+
+def test_scenario_and_cli_report_the_handshakes(capsys):
+    import json
+
+    from labkit.cli import main
+
+    assert main(["run", "mtls", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["summary"]
+    assert (s["accepted"], s["refused"], s["requests_reaching_the_app"]) == (1, 3, 1)
+    assert s["refused_by"] == {
+        "good": ["nobody"],
+        "no_cert": ["server"],
+        "wrong_ca": ["server"],
+        "untrusted_server": ["client"],
+    }
+    assert "CN=gateway" in s["client_seen_by_server"]
+
+
+def test_scenario_repeats_a_refusal_without_any_request_reaching_the_app():
+    import labkit
+
+    s = labkit.run("mtls", case="no_cert", rounds=5).summary
+    assert s["attempts"] == s["refused"] == 5 and s["requests_reaching_the_app"] == 0

@@ -204,3 +204,50 @@ def test_bad_schemas_and_directions_are_refused_by_name():
         compare({"properties": {}}, OBJ)
     with pytest.raises(BadParameter, match="example"):
         schema_of({"a": {1, 2}})
+
+
+# --- the scenario ------------------------------------------------------------------------
+
+
+def test_scenario_serves_each_client_its_version_and_refuses_the_rest_with_reasons():
+    import labkit
+
+    s = labkit.run("versioning").summary
+    by_client = {r["client"]: r for r in s["results"]}
+    assert by_client["old client, v1 in the path"]["version"] == "v1"
+    assert by_client["negotiates v2"]["version"] == "v2"
+    assert by_client["asks for no version"]["version"] == "v1"
+    assert by_client["v9 in the path"]["reason"] == "unknown_version"
+    assert by_client["v9 in Accept"]["status"] == 406
+    assert by_client["path v1, Accept v2"]["reason"] == "version_conflict"
+    assert s["server_errors"] == 0
+    assert s["compatibility"]["compatible"] is True
+    v3 = labkit.run("versioning", compare_with="v3_draft").summary["compatibility"]
+    assert v3["compatible"] is False
+    assert {c["change"] for c in v3["changes"] if c["breaking"]} == {
+        "removed_field",
+        "changed_type",
+    }
+
+
+def test_scenario_own_request_and_bad_own_request():
+    import labkit
+    from labkit.core.errors import BadParameter as Bad
+
+    s = labkit.run("versioning", path_version="v7").summary
+    assert s["results"][-1]["client"] == "your request"
+    assert s["results"][-1]["reason"] == "unknown_version"
+    with pytest.raises(Bad, match="accept"):
+        labkit.run("versioning", accept="application/vnd.labkit.v2+json \u2603")
+    with pytest.raises(Bad, match="path_version"):
+        labkit.run("versioning", path_version="v1/../admin")
+
+
+@pytest.mark.live
+def test_scenario_live_over_loopback_matches_in_process():
+    import labkit
+
+    live = labkit.run("versioning", backend="live").summary
+    assert [r["status"] for r in live["results"]] == [
+        r["status"] for r in labkit.run("versioning").summary["results"]
+    ]
