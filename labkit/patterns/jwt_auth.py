@@ -106,8 +106,8 @@ class JWTVerifier:
         import jwt
 
         try:
-            header = jwt.get_unverified_header(token)
-            unverified = jwt.decode(token, options={"verify_signature": False})
+            peek = jwt.decode_complete(token, options={"verify_signature": False})
+            header, unverified = peek["header"], peek["payload"]
         except (jwt.PyJWTError, ValueError, TypeError, binascii.Error) as exc:
             raise TokenRejected("malformed", str(exc) or "cannot decode") from None
         iss = unverified.get("iss")
