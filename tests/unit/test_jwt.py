@@ -258,3 +258,17 @@ def test_cli_run_jwt_json(capsys):
     assert main(["run", "jwt", "--preset", "syllabus", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["summary"]["let_in"] == ["wrong_audience", "wrong_issuer", "missing_claims"]
+
+
+def test_gallery_matrix_marks_exactly_the_attacks_that_got_in():
+    import labkit
+    from labkit import viz
+
+    result = labkit.run("jwt", verifier="syllabus", compare=True)
+    fig = viz.gallery_matrix(result)
+    heat = fig.data[0]
+    red = {
+        (heat.y[i], heat.x[j]) for i, row in enumerate(heat.z) for j, v in enumerate(row) if v == 1
+    }
+    assert ("wrong_audience", "syllabus") in red and ("alg_none", "trusts_header") in red
+    assert not any(verifier == "careful" for _, verifier in red)

@@ -76,3 +76,14 @@ def test_scenario_repeats_a_refusal_without_any_request_reaching_the_app():
 
     s = labkit.run("mtls", case="no_cert", rounds=5).summary
     assert s["attempts"] == s["refused"] == 5 and s["requests_reaching_the_app"] == 0
+
+
+def test_handshake_chart_labels_who_refused():
+    import labkit
+    from labkit import viz
+
+    fig = viz.handshakes(labkit.run("mtls", tls="1.2"))
+    labels = dict(zip(fig.data[0].y, fig.data[0].text, strict=True))
+    assert labels["good"] == "200 OK; server saw gateway"
+    assert labels["no_cert"] == "refused by the server (handshake)"
+    assert labels["untrusted_server"].startswith("refused by the client")

@@ -251,3 +251,15 @@ def test_scenario_live_over_loopback_matches_in_process():
     assert [r["status"] for r in live["results"]] == [
         r["status"] for r in labkit.run("versioning").summary["results"]
     ]
+
+
+def test_compatibility_figure_colours_breaking_rows():
+    from labkit import viz
+
+    changes = report(
+        compare(schema_of(represent(PRODUCTS["p-1"], "v2")), schema_of(V3_DRAFT_EXAMPLE))
+    )
+    fig = viz.compatibility(changes)
+    verdicts = list(fig.data[0].cells.values[2])
+    assert verdicts.count("breaking") == sum(c["breaking"] for c in changes) == 4
+    assert fig.layout.title.text == "5 change(s), 4 breaking"
