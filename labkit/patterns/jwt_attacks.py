@@ -260,6 +260,30 @@ class HeaderTrustingVerifier:
         return claims
 
 
+def peek(token: str) -> dict[str, Any]:
+    """Header and payload of a token, decoded *without* checking anything, for display.
+
+    Never trust what this returns: it is what the token says about itself. A part that does
+    not decode is shown as the error instead.
+    """
+    parts = token.split(".")
+    out: dict[str, Any] = {"parts": len(parts)}
+    for name, part in zip(("header", "payload"), parts[:2], strict=False):
+        try:
+            out[name] = json.loads(_unb64url(part))
+        except (ValueError, binascii.Error) as exc:
+            out[name] = f"does not decode: {exc}"
+    out["signature_bytes"] = len(_b64_or_empty(parts[2])) if len(parts) == 3 else None
+    return out
+
+
+def _b64_or_empty(part: str) -> bytes:
+    try:
+        return _unb64url(part)
+    except (ValueError, binascii.Error):
+        return b""
+
+
 @dataclass(frozen=True)
 class Verdict:
     """What one verifier made of one gallery token."""

@@ -91,7 +91,10 @@ async def main(ctx: RunContext) -> dict[str, Any]:
                     "expected": expected,
                     "as_expected": got == expected,
                     "role": body.get("role"),
+                    "how": attack.how,
                     "defence": attack.defence,
+                    "detail": body.get("detail"),
+                    "token": attack.token,
                 }
             )
     summary: dict[str, Any] = {

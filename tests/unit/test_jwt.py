@@ -272,3 +272,12 @@ def test_gallery_matrix_marks_exactly_the_attacks_that_got_in():
     }
     assert ("wrong_audience", "syllabus") in red and ("alg_none", "trusts_header") in red
     assert not any(verifier == "careful" for _, verifier in red)
+
+
+def test_peek_shows_what_a_token_says_about_itself_without_trusting_it():
+    from labkit.patterns.jwt_attacks import peek
+
+    seen = peek(GALLERY["alg_none"].token)
+    assert seen["header"]["alg"] == "none" and seen["payload"]["role"] == "admin"
+    assert seen["signature_bytes"] == 0
+    assert peek("hello-i-am-a-token")["header"].startswith("does not decode")
