@@ -281,3 +281,26 @@ def test_peek_shows_what_a_token_says_about_itself_without_trusting_it():
     assert seen["header"]["alg"] == "none" and seen["payload"]["role"] == "admin"
     assert seen["signature_bytes"] == 0
     assert peek("hello-i-am-a-token")["header"].startswith("does not decode")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_any_authorization_bytes_get_a_401_with_a_known_reason(raw):
+    import asyncio
+    import json
+
+    sent = []
+
+    async def app(scope, receive, send):  # reached only with a valid token
+        raise AssertionError("a random header was accepted")
+
+    async def send(message):
+        sent.append(message)
+
+    async def receive():
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "path": "/me", "headers": [(b"authorization", raw)]}
+    asyncio.run(BearerAuth(app, careful())(scope, receive, send))
+    assert sent[0]["status"] == 401
+    assert json.loads(sent[1]["body"])["error"] in REASONS
