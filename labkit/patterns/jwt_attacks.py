@@ -191,7 +191,12 @@ def build_gallery(
 
 
 class SyllabusVerifier:
-    """The syllabus' Go middleware, in Python: algorithm family pinned, claims mostly unchecked."""
+    """The syllabus' Go middleware, in Python: algorithm family pinned, claims mostly unchecked.
+
+    The syllabus pins the HMAC family and one shared ``JWT_SECRET``; the lab's auth server
+    signs with RSA, so this port pins the RSA family and its public key. The holes are the
+    same: no ``aud``, no ``iss``, and ``exp``/``nbf`` checked only when present.
+    """
 
     name = "syllabus"
 
