@@ -32,6 +32,8 @@ KEY_PACKAGES = (
     "grpcio",
     "pybreaker",
     "tenacity",
+    "pyjwt",
+    "trustme",
     "plotly",
     "pandas",
     "streamlit",
