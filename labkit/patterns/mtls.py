@@ -16,9 +16,10 @@ presenting (or not) a certificate. The cases in :data:`CASES`:
 * ``untrusted_server``: the client trusts another CA, so *it* refuses the server.
 
 Two things the refusals teach. httpx reports a refused client certificate as a bare
-``ReadError('')`` or ``ConnectError('')``: the server just closes the connection, and the reason
-stays on the server. And with TLS 1.3 the client's side of the handshake is finished before
-the server has judged its certificate, so the refusal arrives on the first read, not at connect.
+``ReadError('')`` or ``ConnectError('')``: the server just closes the connection, and the
+reason stays on the server (the lab reads it there, as ``server_reason``). And with TLS 1.3
+the client's side of the handshake is finished before the server has judged its
+certificate, so the refusal arrives on the first read, not at connect.
 
 When not to hand-roll this: in a mesh (Istio, Linkerd) the sidecars do mTLS and rotate the
 certificates for you; what stays yours is deciding which identities may call which service.
@@ -30,7 +31,7 @@ import asyncio
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from labkit.core.errors import UnknownName
@@ -81,13 +82,47 @@ def make_pki(client_name: str = "gateway") -> Pki:
     return Pki(ca, rogue, server, client, rogue_client, client_name)
 
 
-def server_context(pki: Pki) -> ssl.SSLContext:
-    """The server side: its own certificate, and client certificates *required* from the CA."""
+def server_context(pki: Pki, refusals: list[str] | None = None) -> ssl.SSLContext:
+    """The server side: its own certificate, and client certificates *required* from the CA.
+
+    With ``refusals``, every handshake the server fails appends OpenSSL's reason to it (e.g.
+    ``peer did not return a certificate``): the reason a client never gets to see.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     pki.server.configure_cert(ctx)
     pki.ca.configure_trust(ctx)
     ctx.verify_mode = ssl.CERT_REQUIRED
+    if refusals is not None:
+        ctx.sslobject_class = _recording_sslobject(refusals)
     return ctx
+
+
+def _recording_sslobject(refusals: list[str]) -> type[ssl.SSLObject]:
+    """An ``SSLObject`` that notes why a handshake failed, then fails it as before.
+
+    asyncio does the server's TLS through ``SSLContext.wrap_bio``, whose return type is the
+    context's (documented, overridable) ``sslobject_class``; asyncio itself logs a failed
+    handshake only in debug mode.
+    """
+
+    class RecordingSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise  # not a failure: the handshake needs more bytes
+            except ssl.SSLError as exc:
+                refusals.append(_openssl_reason(exc))
+                raise
+
+    return RecordingSSLObject
+
+
+def _openssl_reason(exc: ssl.SSLError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
+        return f"certificate verify failed: {exc.verify_message}"
+    text = str(exc.reason or exc).replace("_", " ").lower()
+    return text
 
 
 def client_context(pki: Pki, present: str, trust: str, tls: str = "1.3") -> ssl.SSLContext:
@@ -189,6 +224,7 @@ class Handshake:
     error: str | None
     client_seen_by_server: str | None
     elapsed_ms: float
+    server_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -243,9 +279,10 @@ async def run_handshakes(
             raise UnknownName("mTLS case", case, list(CASES))
     pki = pki or make_pki()
     app = WhoAmI()
+    refusals: list[str] = []
     server, task, port = await serve_on_loopback(
         app,
-        ssl_context_factory=lambda _config, _default: server_context(pki),
+        ssl_context_factory=lambda _config, _default: server_context(pki, refusals),
         http=peer_cert_protocol(),
     )
     results = []
@@ -257,7 +294,10 @@ async def run_handshakes(
                 timeline.record(
                     pki.client_name, "tls.hello", case=case, presents=present, trusts=trust, tls=tls
                 )
+            before = len(refusals)
             outcome = await call(f"https://127.0.0.1:{port}/whoami", ctx, case)
+            if len(refusals) > before:  # the server's own account of why it said no
+                outcome = replace(outcome, server_reason=refusals[-1])
             if timeline is not None:
                 kind = "tls.accepted" if outcome.accepted else "tls.refused"
                 timeline.record("orders", kind, **outcome.as_dict())

@@ -77,7 +77,8 @@ def handshakes(result: Result, *, title: str | None = None) -> go.Figure:
         if r["accepted"]:
             labels.append(f"{r['status']} OK; server saw {_cn(r['client_seen_by_server'])}")
         else:
-            labels.append(f"refused by the {r['refused_by']} ({r['stage']})")
+            why = f": {r['server_reason']}" if r.get("server_reason") else ""
+            labels.append(f"refused by the {r['refused_by']} ({r['stage']}){why}")
     fig = go.Figure(
         go.Bar(
             x=[r["elapsed_ms"] for r in rows], y=[r["case"] for r in rows], orientation="h",

@@ -155,7 +155,7 @@ with mtls_tab:
         st.plotly_chart(viz.handshakes(result), width="stretch")
         st.dataframe(
             pd.DataFrame(s["results"])[
-                ["case", "client", "accepted", "refused_by", "stage", "error"]
+                ["case", "client", "accepted", "refused_by", "stage", "server_reason"]
             ],
             hide_index=True,
         )

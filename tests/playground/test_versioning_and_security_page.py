@@ -55,6 +55,8 @@ def test_page_shows_versions_compatibility_gallery_and_handshakes(open_page) -> 
     assert m["Caller the server saw"] == "gateway"
     refused = {r["case"]: r["refused_by"] for r in frame(at, "refused_by")}
     assert refused["no_cert"] == refused["wrong_ca"] == "server"
+    why = {r["case"]: r["server_reason"] for r in frame(at, "refused_by")}
+    assert why["no_cert"] == "peer did not return a certificate"
 
 
 def test_picking_a_token_shows_why_it_fails(open_page) -> None:

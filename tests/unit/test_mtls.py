@@ -32,6 +32,9 @@ def test_only_a_certificate_from_the_service_ca_gets_in():
         assert not results[case].accepted, case
         assert results[case].refused_by == "server"
         assert results[case].status is None  # no HTTP response at all: the TLS layer said no
+    # the client only saw the door close; the server knows why
+    assert results["no_cert"].server_reason == "peer did not return a certificate"
+    assert results["wrong_ca"].server_reason.startswith("certificate verify failed")
     assert results["untrusted_server"].refused_by == "client"
     assert "certificate" in results["untrusted_server"].error
     assert seen == 1  # refused handshakes never reached the app
@@ -85,5 +88,7 @@ def test_handshake_chart_labels_who_refused():
     fig = viz.handshakes(labkit.run("mtls", tls="1.2"))
     labels = dict(zip(fig.data[0].y, fig.data[0].text, strict=True))
     assert labels["good"] == "200 OK; server saw gateway"
-    assert labels["no_cert"] == "refused by the server (handshake)"
+    assert labels["no_cert"] == (
+        "refused by the server (handshake): peer did not return a certificate"
+    )
     assert labels["untrusted_server"].startswith("refused by the client")
