@@ -32,6 +32,8 @@ KEY_PACKAGES = (
     "grpcio",
     "pybreaker",
     "tenacity",
+    "pyjwt",
+    "trustme",
     "plotly",
     "pandas",
     "streamlit",
@@ -77,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     play = sub.add_parser("play", help="open the playground in a browser")
     play.add_argument("--port", type=int, default=8501)
     play.add_argument(
-        "--address", default="127.0.0.1", help="interface to listen on (default: this machine only)"
+        "--address",
+        "--host",
+        dest="address",
+        default="127.0.0.1",
+        help="interface to listen on (default: this machine only; 0.0.0.0 means every one)",
     )
     return parser
 

@@ -26,6 +26,9 @@ PATTERNS: dict[str, str] = {
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
     "tracing": "labkit.scenarios.tracing",
+    "versioning": "labkit.scenarios.versioning",
+    "jwt": "labkit.scenarios.jwt",
+    "mtls": "labkit.scenarios.mtls",
 }
 
 #: Other names people reach for first.

@@ -13,11 +13,15 @@ from labkit.viz.figures import (
 from labkit.viz.frames import calls_frame
 from labkit.viz.messaging import message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
+from labkit.viz.security import compatibility, gallery_matrix, handshakes
 
 __all__ = [
     "breaker_timeline",
     "calls_frame",
     "compare_waterfalls",
+    "compatibility",
+    "gallery_matrix",
+    "handshakes",
     "latency_histogram",
     "message_fate",
     "outcome_counts",
