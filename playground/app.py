@@ -29,6 +29,7 @@ PAGES = [
     ),
     ("Asynchronous", "app_pages/05_message_queue.py", "Message queue", ":material/inbox:"),
     ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
+    ("Practices", "app_pages/11_observability.py", "Tracing and metrics", ":material/timeline:"),
     (
         "Practices",
         "app_pages/12_versioning_and_security.py",

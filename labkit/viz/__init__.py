@@ -14,6 +14,7 @@ from labkit.viz.frames import calls_frame
 from labkit.viz.messaging import message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
 from labkit.viz.security import compatibility, gallery_matrix, handshakes
+from labkit.viz.tracing import histogram_vs_exact, trace_waterfall
 
 __all__ = [
     "breaker_timeline",
@@ -22,11 +23,13 @@ __all__ = [
     "compatibility",
     "gallery_matrix",
     "handshakes",
+    "histogram_vs_exact",
     "latency_histogram",
     "message_fate",
     "outcome_counts",
     "protocol_comparison",
     "queue_depth",
     "retry_storm",
+    "trace_waterfall",
     "waterfall",
 ]
