@@ -17,21 +17,11 @@ from streamlit.testing.v1 import AppTest
 from labkit.cli import main as cli_main
 from labkit.scenarios.presets import Preset
 
+from page_reading import click, metrics
+
 PAGE = "app_pages/04_circuit_breaker.py"
 VIEW = "circuit_breaker.view"
 FULL_RUN = "Full 60 s run"
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    found = [b for b in at.button if b.label == label]
-    assert found, f"no button {label!r}"
-    found[0].click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def badge(at: AppTest) -> str:

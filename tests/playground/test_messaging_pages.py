@@ -7,7 +7,6 @@ page runs each experiment twice, side by side; the tests read each side's metric
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,25 +17,15 @@ import labkit
 from labkit.transport.brokers import BrokerUnavailable
 from labkit.transport.probe import BrokerStatus
 
+from page_reading import chart_titled, click, metrics
+
 MQ = "app_pages/05_message_queue.py"
 PS = "app_pages/06_pubsub.py"
 SESSION = "message_queue.session"
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
 def count(at: AppTest, label: str) -> int:
     return int(metrics(at)[label])
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    found = [b for b in at.button if b.label == label]
-    assert found, f"no button {label!r}"
-    found[0].click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def dead_letters(at: AppTest) -> list[dict[str, Any]]:
@@ -45,21 +34,6 @@ def dead_letters(at: AppTest) -> list[dict[str, Any]]:
         return []
     assert len(at.dataframe) == 1
     return at.dataframe[0].value.to_dict("records")
-
-
-def charts(at: AppTest) -> dict[str, dict[str, Any]]:
-    """Every plotly chart's figure JSON, by the start of its title."""
-    out = {}
-    for chart in at.get("plotly_chart"):
-        figure = json.loads(chart.proto.spec)
-        out[figure["layout"]["title"]["text"]] = figure
-    return out
-
-
-def chart_titled(at: AppTest, start: str) -> dict[str, Any]:
-    found = [f for title, f in charts(at).items() if title.startswith(start)]
-    assert found, f"no chart titled {start!r} in {list(charts(at))}"
-    return found[0]
 
 
 def side(at: AppTest, header: str) -> dict[str, str]:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import json
+from page_reading import figures, metrics, ms
 
 PAGE = "app_pages/11_observability.py"
 
 
-def _metrics(at):
-    return {m.label: m.value for m in at.metric}
-
-
-def _ms(text):
-    return float(text.removesuffix(" ms").replace(",", ""))
-
-
-def _charts(at):
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
 def test_the_trace_shows_the_lock_and_more_connections_remove_it(open_page) -> None:
     at = open_page(PAGE)
-    m = _metrics(at)
-    assert _ms(m["Page load"]) == 170  # 5 + 5 + 4 lookups of 40 ms in a row
+    m = metrics(at)
+    assert ms(m["Page load"]) == 170  # 5 + 5 + 4 lookups of 40 ms in a row
     assert m["Where the time goes"] == "pricing-db: wait for a connection"
-    waterfall, histogram = _charts(at)
+    waterfall, histogram = figures(at)
     labels = waterfall["data"][0]["y"]
     assert labels[0] == "client: load order page"
     assert sum("GET product" in label for label in labels) == 4
@@ -38,16 +26,16 @@ def test_the_trace_shows_the_lock_and_more_connections_remove_it(open_page) -> N
     pool = [w for w in (*at.slider, *at.number_input) if w.label == "Connections in the pool"]
     pool[0].set_value(4).run()
     assert not at.exception
-    m = _metrics(at)
-    assert _ms(m["Page load"]) == 50 and _ms(m["Waiting for a connection"]) == 0
+    m = metrics(at)
+    assert ms(m["Page load"]) == 50 and ms(m["Waiting for a connection"]) == 0
     assert m["Where the time goes"] == "pricing-db: SELECT price"
     assert any("pricing_connections=4" in c.value for c in at.code)
 
 
 def test_the_trace_slider_picks_another_page_load(open_page) -> None:
     at = open_page(PAGE)
-    first = _charts(at)[0]["layout"]["title"]["text"]
+    first = figures(at)[0]["layout"]["title"]["text"]
     at.slider(key="tracing.trace").set_value(3).run()
     assert not at.exception
-    assert _charts(at)[0]["layout"]["title"]["text"].startswith("Trace 3 of 5")
+    assert figures(at)[0]["layout"]["title"]["text"].startswith("Trace 3 of 5")
     assert first.startswith("Trace 1 of 5")

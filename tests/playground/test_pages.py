@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -18,39 +17,11 @@ import labkit
 from labkit.cli import main as cli_main
 from labkit.transport.probe import BrokerStatus
 
+from page_reading import button, chart_titled, code_blocks, metrics, ms
+
 RR = "app_pages/01_request_response.py"
 GW = "app_pages/02_api_gateway.py"
 PAGES_DIR = Path(__file__).resolve().parents[2] / "playground" / "app_pages"
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    """Every st.metric on the page: label -> shown value."""
-    return {m.label: m.value for m in at.metric}
-
-
-def charts(at: AppTest) -> list[dict[str, Any]]:
-    """Every plotly chart's figure JSON (AppTest has no plotly accessor)."""
-    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-
-
-def chart_titled(at: AppTest, start: str) -> dict[str, Any]:
-    found = [
-        c for c in charts(at) if c["layout"].get("title", {}).get("text", "").startswith(start)
-    ]
-    assert found, f"no chart titled {start!r}"
-    return found[0]
-
-
-def button(at: AppTest, label: str) -> Any:
-    return next(b for b in at.button if b.label == label)
-
-
-def code_blocks(at: AppTest) -> list[str]:
-    return [c.value for c in at.code]
-
-
-def ms(text: str) -> float:
-    return float(text.removesuffix(" ms").replace(",", ""))
 
 
 # --- the app and its navigation -----------------------------------------------------------

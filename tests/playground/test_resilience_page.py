@@ -17,28 +17,10 @@ import labkit
 from labkit.cli import main as cli_main
 from labkit.scenarios.presets import Preset
 
+from page_reading import chart_titled, click, metrics
+
 PAGE = "app_pages/09_resilience.py"
 VIEW = "resilience.view"
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def chart_titled(at: AppTest, start: str, index: int = 0) -> dict[str, Any]:
-    """The ``index``-th chart whose title starts with ``start``, as figure JSON."""
-    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    found = [f for f in figures if f["layout"].get("title", {}).get("text", "").startswith(start)]
-    assert found, f"no chart titled {start!r} in {[f['layout'].get('title') for f in figures]}"
-    return found[index]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    found = [b for b in at.button if b.label == label]
-    assert found, f"no button {label!r}"
-    found[0].click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def rerun(at: AppTest) -> AppTest:

@@ -7,25 +7,9 @@ from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from page_reading import chart_titled, metrics
+
 PAGE = "app_pages/12_versioning_and_security.py"
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def charts(at: AppTest) -> dict[str, dict[str, Any]]:
-    out = {}
-    for chart in at.get("plotly_chart"):
-        figure = json.loads(chart.proto.spec)
-        out[figure["layout"]["title"]["text"]] = figure
-    return out
-
-
-def chart_titled(at: AppTest, start: str) -> dict[str, Any]:
-    found = [f for title, f in charts(at).items() if title.startswith(start)]
-    assert found, f"no chart titled {start!r} in {list(charts(at))}"
-    return found[0]
 
 
 def frame(at: AppTest, column: str) -> list[dict[str, Any]]:
