@@ -248,7 +248,8 @@ def span_tree(spans: list[ReadableSpan]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def walk(parent: int | None, depth: int) -> None:
-        for s in sorted(children.get(parent, []), key=lambda x: (x.start_time or 0, x.name)):
+        ordered = sorted(children.get(parent, []), key=lambda x: (x.start_time, x.end_time))
+        for s in ordered:
             rows.append(_row(s, depth, by_id))
             walk(s.context.span_id, depth + 1)
 

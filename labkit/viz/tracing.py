@@ -34,19 +34,31 @@ def trace_waterfall(result: Result, *, trace: int = 0, title: str | None = None)
     ]
     fig = go.Figure(
         go.Bar(
-            y=labels,
+            y=list(range(len(spans))),  # one row per span, even when names repeat
             x=[max(r["duration_ms"], 0.3) for r in spans],
             base=[r["start_ms"] for r in spans],
             orientation="h",
             marker_color=colours,
             text=[f"{r['duration_ms']:g} ms" for r in spans],
             textposition="outside",
-            customdata=[[r["kind"], r["span_id"], r["parent_id"] or "-"] for r in spans],
-            hovertemplate="%{y}<br>%{base:.1f} → +%{x:.1f} ms<br>%{customdata[0]}"
-            "<br>span %{customdata[1]} parent %{customdata[2]}<extra></extra>",
+            cliponaxis=False,
+            customdata=[
+                [label, r["kind"], r["span_id"], r["parent_id"] or "-"]
+                for label, r in zip(labels, spans, strict=True)
+            ],
+            hovertemplate="%{customdata[0]}<br>%{base:.1f} → +%{x:.1f} ms<br>%{customdata[1]}"
+            "<br>span %{customdata[2]} parent %{customdata[3]}<extra></extra>",
         )
     )
-    fig.update_yaxes(autorange="reversed", tickfont={"family": "monospace", "size": 11})
+    fig.update_yaxes(
+        autorange="reversed",
+        tickmode="array",
+        tickvals=list(range(len(spans))),
+        ticktext=labels,
+        tickfont={"family": "monospace", "size": 11},
+    )
+    end = max(r["end_ms"] for r in spans)
+    fig.update_xaxes(range=[0, end * 1.15 + 1])  # room for the labels after the longest bar
     fig.update_layout(
         title=title or f"Trace {trace + 1} of {len(trace_ids)}: one page load, every span",
         xaxis_title="ms since the trace started",

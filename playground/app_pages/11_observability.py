@@ -36,13 +36,15 @@ with st.spinner("Running…"):
 
 if result is not None:
     s = result.summary
-    m = st.columns(4)
+    m = st.columns(3)
     m[0].metric("Page load", controls.fmt_ms(s["page_ms"]["p50"]))
     m[1].metric("Waiting for a connection", controls.fmt_ms(s["waiting_for_pricing_ms"]),
                 help="summed over every page load")  # fmt: skip
-    m[2].metric("Where the time goes", s["where_the_time_goes"] or "-",
-                help="the leaf span name with the most time in it")  # fmt: skip
-    m[3].metric("Traces / spans", f"{s['traces']} / {s['spans']}")
+    m[2].metric("Traces / spans", f"{s['traces']} / {s['spans']}")
+    st.markdown(
+        f"**Where the time goes** (the leaf span with the most time in it): "
+        f"`{s['where_the_time_goes']}`"
+    )
 
     if s["traces"] > 1:
         which = st.slider("Trace (page load)", 1, s["traces"], 1, key="tracing.trace")
