@@ -142,7 +142,7 @@ def subject_matches(pattern: str, subject: str) -> bool:
     return bool(_pattern_regex(pattern).match(subject))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """What a publisher sent: an id, a subject, a body and headers."""
 

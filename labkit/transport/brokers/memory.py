@@ -49,7 +49,7 @@ from labkit.transport.brokers.base import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     message: Message
     enqueued_at: float
@@ -431,11 +431,13 @@ class MemoryBroker(Broker):
             return
         spec = queue.spec
         ttl, limit, in_flight = spec.ttl_s, spec.max_deliveries, queue.in_flight
-        loop = asyncio.get_running_loop()
+        loop = None
         while ready:
             consumer = self._next_consumer(queue)
             if consumer is None:
                 return
+            if loop is None:
+                loop = asyncio.get_running_loop()
             entry = ready.popleft()
             if ttl is not None and self.clock.now() - entry.enqueued_at >= ttl:
                 self._dead_letter(queue, entry, "expired")
