@@ -92,7 +92,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import time
@@ -116,7 +115,6 @@ from labkit.transport.brokers.base import (
     BrokerUnavailable,
     Consumer,
     DeadLetter,
-    Delivery,
     Handler,
     Message,
     QueueSpec,
@@ -128,247 +126,21 @@ from labkit.transport.brokers.base import (
     new_message_id,
     subject_matches,
 )
-
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-SUBJECT_HEADER = "x-labkit-subject"  # the original subject of a replayed message
-REPLAYS_HEADER = "x-labkit-replays"  # how many times it came back from the DLQ
-_BROKER_HEADERS = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count", "x-labkit-")
-_CHANNEL_GONE = (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError)
-
-
-class _QuietConnectFailure(logging.Filter):
-    """aiormq logs a failed connect at ERROR before raising; the lab raises one line instead."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("error when creating transport")
-
-
-logging.getLogger("aiormq.connection").addFilter(_QuietConnectFailure())
-
-
-def amqp_pattern(pattern: str) -> str:
-    """A protocol pattern as an AMQP binding key: NATS ``>`` (one or more tokens) → ``*.#``."""
-    return ".".join("*.#" if token == ">" else token for token in pattern.split("."))
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
-def _user_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
-    """The application's headers, without what RabbitMQ or this backend added."""
-    if not headers:
-        return {}
-    return {k: _text(v) for k, v in headers.items() if not k.startswith(_BROKER_HEADERS)}
-
-
-def _first_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)
-    args = getattr(exc, "args", ())
-    if len(args) == 2 and isinstance(args[0], int):  # aiormq: (errno, "Connect call failed ...")
-        return os.strerror(args[0])
-    text = (str(args[0]) if args else str(exc)) or type(exc).__name__
-    return text.splitlines()[0][:160]
-
-
-class _RabbitDelivery(Delivery):
-    def __init__(
-        self,
-        consumer: _RabbitConsumer,
-        incoming: AbstractIncomingMessage,
-        message: Message,
-        delivery_count: int,
-    ) -> None:
-        self.consumer, self.incoming, self.message = consumer, incoming, message
-        self.queue = consumer.queue
-        self.delivery_count = delivery_count
-        self.amqp_redelivered = bool(incoming.redelivered)
-        self.settled = False
-
-    @property
-    def redelivered(self) -> bool:
-        return self.delivery_count > 1 or self.amqp_redelivered
-
-    async def _settle(self, what: str, send: Callable[[], Awaitable[None]]) -> bool:
-        if self.settled:
-            return False
-        self.settled = True
-        self.consumer.unsettled.discard(self)
-        try:
-            await send()
-        except _CHANNEL_GONE:
-            # the consumer's channel is closed: RabbitMQ has already taken the message back
-            self.consumer.broker._record(
-                "consumer", f"message.late_{what}", id=self.message.id, queue=self.queue
-            )
-            return False
-        return True
-
-    async def ack(self) -> None:
-        broker = self.consumer.broker
-        if await self._settle("ack", self.incoming.ack):
-            broker._forget(self.queue, self.message.id)
-            broker._record(
-                self.consumer.name,
-                "message.acked",
-                id=self.message.id,
-                queue=self.queue,
-                delivery=self.delivery_count,
-            )
-
-    async def nack(self, *, requeue: bool = True) -> None:
-        # basic.reject, not basic.nack: RabbitMQ 4.3+ counts only rejects towards the limit
-        if await self._settle("nack", lambda: self.incoming.reject(requeue=requeue)):
-            self.consumer.broker._record(
-                self.consumer.name,
-                "message.nacked",
-                id=self.message.id,
-                queue=self.queue,
-                requeue=requeue,
-                delivery=self.delivery_count,
-            )
-            if not requeue:
-                self.consumer.broker._note_rejected(self, "rejected")
-
-    async def reject(self, reason: str = "rejected") -> None:
-        if await self._settle("reject", lambda: self.incoming.reject(requeue=False)):
-            self.consumer.broker._record(
-                self.consumer.name,
-                "message.rejected",
-                id=self.message.id,
-                queue=self.queue,
-                reason=reason,
-            )
-            self.consumer.broker._note_rejected(self, reason)
-
-
-class _RabbitConsumer(Consumer):
-    """One consumer on a channel of its own (its prefetch, and what a crash takes down)."""
-
-    def __init__(
-        self,
-        broker: RabbitBroker,
-        queue: str,
-        channel: AbstractChannel,
-        handler: Handler,
-        name: str,
-    ) -> None:
-        self.broker, self.queue, self.channel, self.handler = broker, queue, channel, handler
-        self.name = name
-        self.amqp_queue: AbstractQueue | None = None
-        self.tag: str | None = None
-        self.unsettled: set[_RabbitDelivery] = set()
-        self.tasks: set[asyncio.Task[Any]] = set()
-        self.active = True
-
-    async def on_message(self, incoming: AbstractIncomingMessage) -> None:
-        if not self.active:
-            return  # arrived while stopping: the closing channel gives it back
-        broker = self.broker
-        message = broker._message(incoming)
-        raw = (incoming.headers or {}).get("x-delivery-count")
-        count = int(raw) + 1 if raw is not None else 1
-        if incoming.redelivered and count == 1:
-            count = 2  # a broker that does not count this return still flags it
-        delivery = _RabbitDelivery(self, incoming, message, count)
-        broker._deliveries[(self.queue, message.id)] = count
-        self.unsettled.add(delivery)
-        broker._record(
-            self.name,
-            "message.delivered",
-            id=message.id,
-            queue=self.queue,
-            delivery=count,
-            redelivered=delivery.redelivered,
-        )
-        task = asyncio.current_task()
-        if task is not None:
-            self.tasks.add(task)
-        try:
-            await self.handler(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            broker._record(
-                self.name, "consumer.error", id=message.id, error=f"{type(exc).__name__}: {exc}"
-            )
-            if not delivery.settled:
-                await delivery.nack(requeue=True)
-        finally:
-            if task is not None:
-                self.tasks.discard(task)
-
-    async def stop(self, *, crash: bool = False) -> None:
-        if not self.active:
-            return
-        self.active = False
-        self.broker._consumers.discard(self)
-        me = asyncio.current_task()
-        others = [t for t in self.tasks if t is not me]
-        if crash:
-            self.broker._record(
-                self.name, "consumer.crashed", queue=self.queue, in_flight=len(self.unsettled)
-            )
-            for delivery in sorted(self.unsettled, key=lambda d: d.incoming.delivery_tag or 0):
-                delivery.settled = True  # a late ack from the dead handler changes nothing
-                self.broker._record(
-                    "broker",
-                    "message.requeued",
-                    id=delivery.message.id,
-                    queue=self.queue,
-                    reason="consumer crashed",
-                )
-            self.unsettled.clear()
-            for task in others:
-                task.cancel()
-        else:
-            if self.amqp_queue is not None and self.tag is not None:
-                with contextlib.suppress(*_CHANNEL_GONE):
-                    await self.amqp_queue.cancel(self.tag)
-            if others:
-                await asyncio.gather(*others, return_exceptions=True)
-        # Closing the channel hands every unacked delivery back to the queue. Shielded: a
-        # handler that stops its own consumer may be cancelled along with the channel.
-        await asyncio.shield(asyncio.ensure_future(self.broker._close_channel(self.channel)))
-
-
-class _RabbitSubscription(Subscription):
-    def __init__(
-        self,
-        broker: RabbitBroker,
-        pattern: str,
-        channel: AbstractChannel,
-        handler: Callable[[Message], Awaitable[None]],
-    ) -> None:
-        self.broker, self.pattern, self.channel, self.handler = broker, pattern, channel, handler
-        self.amqp_queue: AbstractQueue | None = None
-        self.active = True
-
-    async def on_message(self, incoming: AbstractIncomingMessage) -> None:
-        message = self.broker._message(incoming)
-        self.broker._record("subscriber", "message.received", id=message.id, pattern=self.pattern)
-        try:
-            await self.handler(message)
-        except Exception as exc:
-            self.broker._record(
-                "subscriber",
-                "subscriber.error",
-                id=message.id,
-                error=f"{type(exc).__name__}: {exc}",
-            )
-
-    async def unsubscribe(self) -> None:
-        if not self.active:
-            return
-        self.active = False
-        self.broker._subscriptions.discard(self)
-        if self.amqp_queue is not None:
-            with contextlib.suppress(*_CHANNEL_GONE):
-                await self.amqp_queue.delete(if_unused=False, if_empty=False)
-        await self.broker._close_channel(self.channel)
+from labkit.transport.brokers.rabbitmq_consumer import (
+    _RabbitConsumer,
+    _RabbitDelivery,
+    _RabbitSubscription,
+)
+from labkit.transport.brokers.rabbitmq_names import (
+    _CHANNEL_GONE,
+    DEFAULT_AMQP_URL,
+    REPLAYS_HEADER,
+    SUBJECT_HEADER,
+    _first_line,
+    _text,
+    _user_headers,
+    amqp_pattern,
+)
 
 
 class RabbitBroker(Broker):
