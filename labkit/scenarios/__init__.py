@@ -25,6 +25,8 @@ PATTERNS: dict[str, str] = {
     "message_queue": "labkit.scenarios.message_queue",
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
+    "event_sourcing": "labkit.scenarios.event_sourcing",
+    "cqrs": "labkit.scenarios.cqrs",
 }
 
 #: Other names people reach for first.

@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+import labkit
 from labkit.core.errors import LabError
 from labkit.core.timeline import Timeline
 from labkit.patterns.cqrs import OrderProjection, ProjectionCrash
@@ -102,3 +103,45 @@ def test_a_crash_mid_batch_rolls_back_the_batch_and_its_checkpoint(crash_after):
 def test_unknown_read_model_names_are_refused_not_interpolated():
     with pytest.raises(LabError, match="unknown read model 'events; DROP'"):
         OrderProjection().table("events; DROP")
+
+
+# -- the scenario ----------------------------------------------------------------------------
+
+
+def test_reads_right_after_a_command_are_stale_and_later_reads_are_right():
+    now = labkit.run("cqrs", projection_lag_ms=50, read_after_ms=0).summary
+    later = labkit.run("cqrs", projection_lag_ms=50, read_after_ms=60).summary
+    assert now["stale_read_share"] == 1.0
+    assert later["stale_reads"] == 0
+    assert now["visible_after_ms"]["max"] <= 50.0 + 1e-6
+    assert now["rebuild_equals_incremental"] and now["diverged_orders"] == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_lost_publish_makes_the_read_model_diverge_and_the_store_feed_does_not(seed):
+    bus = labkit.run("cqrs", feed="bus", publish_failure_share=0.1, read_after_ms=100, seed=seed)
+    s = bus.summary
+    assert s["publish_failures"] == len(bus.timeline.of_kind("publish.failed")) > 0
+    assert s["diverged_orders"] > 0 and not s["rebuild_equals_incremental"]
+    assert s["stale_reads"] > 0  # waiting does not help: the event never arrives
+    assert s["diverged_after_rebuild"] == 0  # rebuilding from the store repairs it
+    fixed = labkit.run("cqrs", feed="store", read_after_ms=100, seed=seed).summary
+    assert fixed["diverged_orders"] == 0 and fixed["stale_reads"] == 0
+
+
+def test_projection_crash_mid_batch_loses_and_doubles_nothing():
+    r = labkit.run("cqrs", crash_at=40, batch_size=20, projection_lag_ms=200)
+    s = r.summary
+    assert s["projection_crashes"] == 1
+    [crash] = r.timeline.of_kind("projection.crashed")
+    assert "of 20 events" in crash.fields["detail"]
+    assert s["rebuild_equals_incremental"] and s["diverged_orders"] == 0
+
+
+def test_malformed_commands_are_rejected_with_one_line_and_append_nothing():
+    r = labkit.run("cqrs", bad_command_share=0.3, commands=100)
+    s = r.summary
+    rejected = r.timeline.of_kind("command.rejected")
+    assert s["rejected"] == len(rejected) > 10
+    assert s["events"] == s["accepted"]  # every accepted command appended one event
+    assert all("\n" not in rec.fields["error"] for rec in rejected)
