@@ -6,7 +6,7 @@ with totals?" without replaying everything. CQRS splits the two: commands go to 
 ordinary SQLite tables kept up to date by a **projection** that follows the log:
 
 * ``order_view``: one row per order with status, item count and running total;
-* ``order_items``: one row per item line, with its subtotal;
+* ``order_items``: one row per product and price in an order, with quantity and subtotal;
 * ``orders_by_user``: what a "my orders" page needs, keyed by user.
 
 The projection is a **catch-up subscription**: it reads the log after its *checkpoint* (the last
@@ -82,14 +82,13 @@ class OrderProjection:
         self.db["order_items"].create(
             {
                 "order_id": str,
-                "line": int,
                 "product_id": str,
-                "quantity": int,
                 "unit_price": float,
                 "currency": str,
+                "quantity": int,
                 "subtotal": float,
             },
-            pk=("order_id", "line"),
+            pk=("order_id", "product_id", "unit_price", "currency"),
             if_not_exists=True,
         )
         self.db["orders_by_user"].create(
@@ -192,22 +191,17 @@ class OrderProjection:
             d = e.data
             subtotal = round(d["quantity"] * d["unit_price"], 2)
             c.execute(
-                "INSERT INTO order_items VALUES (?, (SELECT items + 1 FROM order_view"
-                " WHERE order_id = ?), ?, ?, ?, ?, ?)",
-                (
-                    oid,
-                    oid,
-                    d["product_id"],
-                    d["quantity"],
-                    d["unit_price"],
-                    d["currency"],
-                    subtotal,
-                ),
+                "INSERT INTO order_items VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (order_id, product_id, unit_price, currency) DO UPDATE SET"
+                " quantity = quantity + excluded.quantity,"
+                " subtotal = ROUND(subtotal + excluded.subtotal, 2)",
+                (oid, d["product_id"], d["unit_price"], d["currency"], d["quantity"], subtotal),
             )
             c.execute(
-                "UPDATE order_view SET items = items + 1, total = ROUND(total + ?, 2),"
-                " version = ?, position = ? WHERE order_id = ?",
-                (subtotal, e.version, e.position, oid),
+                "UPDATE order_view SET total = ROUND(total + ?, 2), version = ?, position = ?,"
+                " items = (SELECT COUNT(*) FROM order_items WHERE order_id = ?)"
+                " WHERE order_id = ?",
+                (subtotal, e.version, e.position, oid, oid),
             )
         elif e.type == STATUS_CHANGED:
             c.execute(
@@ -231,7 +225,8 @@ class OrderProjection:
                 return None
             items = list(
                 self.db.query(
-                    "SELECT * FROM order_items WHERE order_id = ? ORDER BY line", [order_id]
+                    "SELECT * FROM order_items WHERE order_id = ? ORDER BY product_id, unit_price",
+                    [order_id],
                 )
             )
         return {**rows[0], "lines": items}
@@ -248,7 +243,10 @@ class OrderProjection:
         """Every row of one read-model table, in primary-key order."""
         if name not in _TABLES:
             raise LabError(f"unknown read model {name!r} (choose one of {', '.join(_TABLES)})")
-        order = {"order_view": "order_id", "order_items": "order_id, line"}
+        order = {
+            "order_view": "order_id",
+            "order_items": "order_id, product_id, unit_price, currency",
+        }
         with self._lock:
             return list(
                 self.db.query(

@@ -34,6 +34,7 @@ from labkit.patterns.event_store import (
     EventStore,
     NewEvent,
     StoredEvent,
+    WrongExpectedVersion,
 )
 
 CREATED, ITEM_ADDED, STATUS_CHANGED = "OrderCreated", "OrderItemAdded", "OrderStatusChanged"
@@ -76,7 +77,12 @@ def stream_of(order_id: str) -> str:
 
 @dataclass
 class Order:
-    """The state of one order after ``version`` events."""
+    """The state of one order after ``version`` events.
+
+    ``items`` holds one line per product and unit price: adding two keyboards, then one more,
+    gives a line of three. The state stays as small as the order, however many events made it
+    (which is what makes a snapshot worth taking).
+    """
 
     order_id: str = ""
     user_id: str = ""
@@ -102,14 +108,20 @@ def apply(order: Order, event_type: str, data: Mapping[str, Any]) -> Order:
     if event_type == CREATED:
         order.order_id, order.user_id, order.status = data["order_id"], data["user_id"], "created"
     elif event_type == ITEM_ADDED:
-        order.items.append(
-            {
-                "product_id": data["product_id"],
-                "quantity": data["quantity"],
-                "unit_price": data["unit_price"],
-                "currency": data["currency"],
-            }
-        )
+        key = (data["product_id"], data["unit_price"], data["currency"])
+        for line in order.items:  # the same product at the same price: one line, more of it
+            if (line["product_id"], line["unit_price"], line["currency"]) == key:
+                line["quantity"] += data["quantity"]
+                break
+        else:
+            order.items.append(
+                {
+                    "product_id": data["product_id"],
+                    "quantity": data["quantity"],
+                    "unit_price": data["unit_price"],
+                    "currency": data["currency"],
+                }
+            )
     elif event_type == STATUS_CHANGED:
         order.status = data["status"]
     else:
@@ -165,6 +177,26 @@ class OrderRepository:
 
     def history(self, order_id: str) -> list[StoredEvent]:
         return self.store.read_stream(stream_of(order_id))
+
+    def steps(self, order_id: str) -> list[dict[str, Any]]:
+        """The order after each of its events: what a time-travel slider walks through."""
+        order, out = Order(), []
+        for e in self.history(order_id):
+            apply(order, e.type, e.data)
+            out.append(
+                {
+                    "version": e.version,
+                    "position": e.position,
+                    "type": e.type,
+                    "data": e.data,
+                    "status": order.status,
+                    "lines": len(order.items),
+                    "total": order.total,
+                }
+            )
+        if not out:
+            raise UnknownOrder(order_id)
+        return out
 
     def save(self, order: Order, events: list[NewEvent], *, expected: Any) -> Order:
         """Append ``events`` expecting ``expected``; apply them to ``order``; maybe snapshot."""
@@ -248,6 +280,27 @@ class OrderService:
         if kind == "AddItem":
             return self.add_item(**args)
         return self.change_status(**args)
+
+
+def race(service: OrderService, order_id: str) -> dict[str, Any]:
+    """Two writers load the same version of an order and both add an item: one must lose.
+
+    Writer A appends expecting the version both loaded and succeeds; writer B appends with
+    the same expectation and gets the concurrency error, so its item is not silently lost in
+    an interleaving: B is told, and can reload and retry.
+    """
+    loaded = service.repo.load(order_id).version
+    a = service.add_item(order_id, "from-writer-a", 1, 10.0, expected=loaded)
+    try:
+        service.add_item(order_id, "from-writer-b", 1, 20.0, expected=loaded)
+    except WrongExpectedVersion as exc:
+        return {
+            "loaded_version": loaded,
+            "winner": "A",
+            "after_winner": a.version,
+            "loser_error": str(exc),
+        }
+    raise LabError("both writers appended at the same version: the store did not check")
 
 
 #: Required fields of each command.

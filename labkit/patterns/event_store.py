@@ -28,6 +28,7 @@ ad-hoc queries (use a read model, see :mod:`labkit.patterns.cqrs`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -35,7 +36,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from labkit.core.errors import LabError
 
@@ -80,19 +81,34 @@ class DuplicateEventIds(LabError):
     """Some, not all, of a batch's event ids are already stored: not a clean retry."""
 
 
+def new_event_id() -> str:
+    """A time-ordered UUID (version 7: milliseconds since 1970, then random bits).
+
+    Ids that grow with time land at the end of the ``id`` index, so appending touches a few
+    index pages instead of one random page per event (random uuid4 ids halve append speed).
+    """
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62
+    return str(uuid.UUID(int=value | (rand & (2**62 - 1))))
+
+
 @dataclass(frozen=True)
 class NewEvent:
     """An event about to be appended: its type, its data, its id and its schema version."""
 
     type: str
     data: Mapping[str, Any]
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = field(default_factory=new_event_id)
     schema: int = 1
 
 
-@dataclass(frozen=True)
-class StoredEvent:
-    """An event as read back: where it sits in its stream and in the whole log."""
+class StoredEvent(NamedTuple):
+    """An event as read back: where it sits in its stream and in the whole log.
+
+    (A named tuple rather than a dataclass: replay builds one per event, and tuples are the
+    cheapest immutable records Python has.)
+    """
 
     position: int
     stream: str
@@ -147,6 +163,7 @@ class EventStore:
 
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=60)
         conn.execute("PRAGMA busy_timeout = 60000")
+        conn.execute("PRAGMA cache_size = -32000")  # 32 MB: the id index stays in memory
         if path != ":memory:":
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -298,14 +315,20 @@ class EventStore:
         self, stream: str, from_version: int = 1, to_version: int | None = None
     ) -> list[StoredEvent]:
         """Events of ``stream`` with ``from_version <= version <= to_version``, by version."""
-        upper = to_version if to_version is not None else 2**62
         with self._lock:
-            rows = self.conn.execute(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version BETWEEN ? AND ?"
-                " ORDER BY version",
-                (stream, from_version, upper),
-            ).fetchall()
-        return [self._event(r) for r in rows]
+            if to_version is None:
+                rows = self.conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version >= ?"
+                    " ORDER BY version",
+                    (stream, from_version),
+                ).fetchall()
+            else:
+                rows = self.conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND version BETWEEN ? AND ?"
+                    " ORDER BY version",
+                    (stream, from_version, to_version),
+                ).fetchall()
+        return self._events(rows)
 
     def read_all(self, after: int = 0, limit: int | None = None) -> list[StoredEvent]:
         """Events of every stream with position > ``after``, in log order (``limit`` of them)."""
@@ -314,15 +337,24 @@ class EventStore:
                 f"SELECT {_COLUMNS} FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (after, -1 if limit is None else limit),
             ).fetchall()
-        return [self._event(r) for r in rows]
+        return self._events(rows)
 
-    def _event(self, row: tuple[Any, ...]) -> StoredEvent:
-        position, stream, version, type_, data, schema, id_, created_at = row
-        payload = json.loads(data)
-        while (type_, schema) in self.upcasters:
-            payload = self.upcasters[(type_, schema)](payload)
+    def _events(self, rows: list[tuple[Any, ...]]) -> list[StoredEvent]:
+        """Decode rows, upcasting old schemas (the hot loop of every replay)."""
+        loads, upcasters = json.loads, self.upcasters
+        out = [StoredEvent(p, s, v, t, loads(d), n, i, c) for p, s, v, t, d, n, i, c in rows]
+        if upcasters:
+            for k, e in enumerate(out):
+                if (e.type, e.schema) in upcasters:
+                    out[k] = self._upcast(e)
+        return out
+
+    def _upcast(self, e: StoredEvent) -> StoredEvent:
+        data, schema = e.data, e.schema
+        while (e.type, schema) in self.upcasters:
+            data = self.upcasters[(e.type, schema)](data)
             schema += 1
-        return StoredEvent(position, stream, version, type_, payload, schema, id_, created_at)
+        return e._replace(data=data, schema=schema)
 
     # -- snapshots -------------------------------------------------------------------------
 

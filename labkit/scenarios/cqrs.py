@@ -267,8 +267,8 @@ def _diverged(a: dict[str, list[dict[str, Any]]], b: dict[str, list[dict[str, An
 
 
 def _key(row: dict[str, Any]) -> tuple[Any, ...]:
-    if "line" in row:
-        return (row["order_id"], row["line"])
+    if "subtotal" in row:
+        return (row["order_id"], row["product_id"], row["unit_price"], row["currency"])
     if "user_id" in row and "status" in row and "items" not in row:
         return (row["user_id"], row["order_id"])
     return (row["order_id"],)

@@ -145,3 +145,16 @@ def test_malformed_commands_are_rejected_with_one_line_and_append_nothing():
     assert s["rejected"] == len(rejected) > 10
     assert s["events"] == s["accepted"]  # every accepted command appended one event
     assert all("\n" not in rec.fields["error"] for rec in rejected)
+
+
+def test_lag_chart_follows_head_and_checkpoint():
+    from labkit.viz import projection_lag
+    from labkit.viz.event_sourcing import lag_series
+
+    r = labkit.run("cqrs", feed="bus", publish_failure_share=0.1, read_after_ms=100)
+    series = lag_series(r)
+    assert series[-1]["head"] == r.summary["events"]
+    assert all(p["checkpoint"] <= p["head"] for p in series)
+    assert max(p["head"] - p["checkpoint"] for p in series) > 0  # the read side lagged
+    names = [t.name for t in projection_lag(r).data]
+    assert f"publish failed (logged) ({r.summary['publish_failures']})" in names

@@ -16,6 +16,7 @@ from labkit.patterns.event_sourcing import (
     OrderService,
     UnknownOrder,
     order_by_created_at,
+    race,
     rebuild,
 )
 from labkit.patterns.event_store import (
@@ -401,3 +402,55 @@ def test_scenario_by_created_at_misreads_orders_with_skew_and_with_ties():
 def test_scenario_json_is_the_same_for_the_same_seed():
     a = labkit.run("event_sourcing", seed=3).to_json()
     assert a == labkit.run("event_sourcing", seed=3).to_json()
+
+
+def test_steps_walk_the_order_version_by_version():
+    _, repo, svc = service()
+    svc.create_order("u", "s")
+    svc.add_item("s", "kb", 2, 30)
+    svc.add_item("s", "kb", 1, 30)  # same product and price: one line of three
+    svc.change_status("s", "paid")
+    steps = repo.steps("s")
+    assert [(x["version"], x["status"], x["lines"], x["total"]) for x in steps] == [
+        (1, "created", 0, 0.0),
+        (2, "created", 1, 60.0),
+        (3, "created", 1, 90.0),
+        (4, "paid", 1, 90.0),
+    ]
+
+
+def test_race_tells_the_second_writer_instead_of_losing_its_item():
+    store, repo, svc = service()
+    svc.create_order("u", "r")
+    out = race(svc, "r")
+    assert out["loaded_version"] == 1 and out["after_winner"] == 2
+    assert "expected version 1, but it is at version 2" in out["loser_error"]
+    assert [line["product_id"] for line in repo.load("r").items] == ["from-writer-a"]
+    assert store.conflicts == 1
+
+
+def test_figures_show_the_log_and_the_conflicts():
+    from labkit.viz import event_log, stream_steps
+
+    r = labkit.run("event_sourcing", writers=8, items_per_order=10)
+    fig = event_log(r)
+    names = [t.name for t in fig.data]
+    assert "conflict (refused)" in names
+    dots = sum(len(t.x) for t in fig.data if t.name != "conflict (refused)")
+    assert dots == r.summary["events"]
+    conflicts = next(t for t in fig.data if t.name == "conflict (refused)")
+    assert len(conflicts.x) == r.summary["conflicts"]
+    steps = r.extras["repo"].steps("o000")
+    chart = stream_steps(steps, at_version=3)
+    assert list(chart.data[0].y) == [s["total"] for s in steps]
+
+
+def test_default_event_ids_are_uuid7_and_grow_with_time():
+    import uuid
+
+    from labkit.patterns.event_store import new_event_id
+
+    ids = [new_event_id() for _ in range(50)]
+    assert {uuid.UUID(i).version for i in ids} == {7}
+    assert len(set(ids)) == 50
+    assert ids[0][:13] <= ids[-1][:13]  # the leading 48 bits are milliseconds
