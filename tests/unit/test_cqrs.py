@@ -130,11 +130,11 @@ def test_a_lost_publish_makes_the_read_model_diverge_and_the_store_feed_does_not
 
 
 def test_projection_crash_mid_batch_loses_and_doubles_nothing():
-    r = labkit.run("cqrs", crash_at=40, batch_size=20, projection_lag_ms=200)
+    r = labkit.run("cqrs", crash_at=50, batch_size=20, projection_lag_ms=200)
     s = r.summary
     assert s["projection_crashes"] == 1
     [crash] = r.timeline.of_kind("projection.crashed")
-    assert "of 20 events" in crash.fields["detail"]
+    assert "after 10 of 20 events" in crash.fields["detail"]  # in the middle of the batch
     assert s["rebuild_equals_incremental"] and s["diverged_orders"] == 0
 
 
