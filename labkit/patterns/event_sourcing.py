@@ -283,21 +283,48 @@ class OrderService:
 
 
 def race(service: OrderService, order_id: str) -> dict[str, Any]:
-    """Two writers load the same version of an order and both add an item: one must lose.
+    """Two writers load the same version of an order and both change it: one must lose.
 
+    While the order is open both add an item; once paid, A moves it on and B cancels it.
     Writer A appends expecting the version both loaded and succeeds; writer B appends with
-    the same expectation and gets the concurrency error, so its item is not silently lost in
-    an interleaving: B is told, and can reload and retry.
+    the same expectation and gets the concurrency error, so its change is not silently
+    applied to a state it never saw: B is told, and can reload and decide again.
     """
-    loaded = service.repo.load(order_id).version
-    a = service.add_item(order_id, "from-writer-a", 1, 10.0, expected=loaded)
+    order = service.repo.load(order_id)
+    loaded = order.version
+    if order.status == "created":
+        did, tried = "added an item", "add an item"
+        b_event = NewEvent(
+            ITEM_ADDED,
+            {"product_id": "from-writer-b", "quantity": 1, "unit_price": 20.0, "currency": "EUR"},
+            schema=ITEM_ADDED_SCHEMA,
+        )
+
+        def first() -> Order:
+            return service.add_item(order_id, "from-writer-a", 1, 10.0, expected=loaded)
+    else:
+        nexts = TRANSITIONS[order.status]
+        if not nexts:
+            raise BadParameter("order_id", order_id, f"is {order.status}: nothing left to race for")
+        did, tried = f"set it {nexts[0]}", f"set it {nexts[-1]}"
+        b_event = NewEvent(STATUS_CHANGED, {"status": nexts[-1], "previous": order.status})
+
+        def first() -> Order:
+            return service.change_status(order_id, nexts[0], expected=loaded)
+
+    def second() -> Order:  # B decided on the order as it loaded it, and appends that
+        return service.repo.save(Order.from_dict(order.to_dict()), [b_event], expected=loaded)
+
+    a = first()
     try:
-        service.add_item(order_id, "from-writer-b", 1, 20.0, expected=loaded)
+        second()
     except WrongExpectedVersion as exc:
         return {
             "loaded_version": loaded,
             "winner": "A",
             "after_winner": a.version,
+            "a_did": did,
+            "b_tried": tried,
             "loser_error": str(exc),
         }
     raise LabError("both writers appended at the same version: the store did not check")

@@ -132,7 +132,7 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     task = asyncio.create_task(projector())
     for n in range(p["commands"]):
         await asyncio.sleep(rng.expovariate(1000 / p["command_interval_ms"]))
-        command = _next_command(rng, orders, svc, p["bad_command_share"], n)
+        command = next_command(rng, orders, svc, p["bad_command_share"], n)
         before = store.head()
         try:
             order = svc.handle(command)
@@ -212,9 +212,10 @@ def _project_once(
             del bus[: len(batch)]
 
 
-def _next_command(
+def next_command(
     rng: random.Random, orders: list[str], svc: OrderService, bad_share: float, n: int
 ) -> dict[str, Any]:
+    """A plausible next command for the order service (``bad_share`` of them malformed)."""
     if rng.random() < bad_share:
         return rng.choice(
             [

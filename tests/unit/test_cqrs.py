@@ -158,3 +158,15 @@ def test_lag_chart_follows_head_and_checkpoint():
     assert max(p["head"] - p["checkpoint"] for p in series) > 0  # the read side lagged
     names = [t.name for t in projection_lag(r).data]
     assert f"publish failed (logged) ({r.summary['publish_failures']})" in names
+
+
+def test_order_session_steps_the_read_side_by_hand():
+    from labkit.scenarios.order_session import OrderSession
+
+    s = OrderSession(seed=2)
+    assert s.lag() == 5 and s.read.get_order("42") is None
+    assert s.send_random(8) == 8 and s.lag() > 5
+    assert s.project(4, crash_after=2) == 0 and s.read.checkpoint == 0  # crashed, rolled back
+    assert s.project(4) == s.store.head() and s.lag() == 0
+    assert s.rebuild()  # equal row for row
+    assert s.read.get_order("42")["total"] == 137.0
