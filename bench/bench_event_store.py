@@ -37,8 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labkit.patterns.event_sourcing import OrderRepository, OrderService
+from labkit.patterns.event_sourcing import OrderRepository
 from labkit.patterns.event_store import EventStore, NewEvent
+from labkit.patterns.order_commands import OrderService
 
 
 def timed(fn: Callable[[], Any]) -> float:

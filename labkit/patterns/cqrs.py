@@ -2,7 +2,7 @@
 
 Replaying an order's events answers "what is order 42?", but not "what are user 7's orders,
 with totals?" without replaying everything. CQRS splits the two: commands go to the event store
-(:class:`~labkit.patterns.event_sourcing.OrderService`); queries go to **read models**,
+(:class:`~labkit.patterns.order_commands.OrderService`); queries go to **read models**,
 ordinary SQLite tables kept up to date by a **projection** that follows the log:
 
 * ``order_view``: one row per order with status, item count and running total;

@@ -29,8 +29,9 @@ from labkit.core.errors import LabError
 from labkit.core.params import Param
 from labkit.core.stats import latency_summary
 from labkit.patterns.cqrs import OrderProjection, ProjectionCrash
-from labkit.patterns.event_sourcing import TRANSITIONS, OrderRepository, OrderService
+from labkit.patterns.event_sourcing import TRANSITIONS, OrderRepository
 from labkit.patterns.event_store import EventStore, StoredEvent
+from labkit.patterns.order_commands import OrderService
 from labkit.scenarios.base import RunContext
 
 TITLE = "CQRS: read models, projection lag and the lost publish"

@@ -22,14 +22,9 @@ import random
 from typing import Any
 
 from labkit.core.params import Param
-from labkit.patterns.event_sourcing import (
-    ITEM_ADDED,
-    OrderRepository,
-    OrderService,
-    order_by_created_at,
-    rebuild,
-)
+from labkit.patterns.event_sourcing import ITEM_ADDED, OrderRepository, order_by_created_at, rebuild
 from labkit.patterns.event_store import EventStore, NewEvent, WrongExpectedVersion
+from labkit.patterns.order_commands import OrderService
 from labkit.scenarios.base import RunContext
 
 TITLE = "Event sourcing: replay, time travel, concurrent writers"

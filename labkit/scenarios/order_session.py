@@ -13,14 +13,9 @@ from typing import Any
 
 from labkit.core.errors import BadParameter, LabError
 from labkit.patterns.cqrs import OrderProjection, ProjectionCrash
-from labkit.patterns.event_sourcing import (
-    COMMANDS,
-    Order,
-    OrderRepository,
-    OrderService,
-    race,
-)
+from labkit.patterns.event_sourcing import Order, OrderRepository
 from labkit.patterns.event_store import EventStore
+from labkit.patterns.order_commands import COMMANDS, OrderService, race
 from labkit.scenarios.cqrs import next_command
 
 DEMO: list[dict[str, Any]] = [

@@ -8,8 +8,9 @@ import labkit
 from labkit.core.errors import LabError
 from labkit.core.timeline import Timeline
 from labkit.patterns.cqrs import OrderProjection, ProjectionCrash
-from labkit.patterns.event_sourcing import OrderRepository, OrderService
+from labkit.patterns.event_sourcing import OrderRepository
 from labkit.patterns.event_store import EventStore
+from labkit.patterns.order_commands import OrderService
 
 
 def write_side(seed=1, orders=12):

@@ -13,10 +13,8 @@ from labkit.core.timeline import Timeline
 from labkit.patterns.event_sourcing import (
     ITEM_ADDED,
     OrderRepository,
-    OrderService,
     UnknownOrder,
     order_by_created_at,
-    race,
     rebuild,
 )
 from labkit.patterns.event_store import (
@@ -28,6 +26,7 @@ from labkit.patterns.event_store import (
     NewEvent,
     WrongExpectedVersion,
 )
+from labkit.patterns.order_commands import OrderService, race
 
 
 def ev(n, type_="Counted"):

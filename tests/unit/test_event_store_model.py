@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from labkit.patterns.cqrs import OrderProjection
-from labkit.patterns.event_sourcing import TRANSITIONS, OrderRepository, OrderService, stream_of
+from labkit.patterns.event_sourcing import TRANSITIONS, OrderRepository, stream_of
 from labkit.patterns.event_store import EventStore, NewEvent, WrongExpectedVersion
+from labkit.patterns.order_commands import OrderService
 
 
 class EventStoreMachine(RuleBasedStateMachine):
@@ -67,6 +68,16 @@ class EventStoreMachine(RuleBasedStateMachine):
             self.conflicts += 1
         else:
             raise AssertionError("a stale expected version was accepted")
+
+    @rule(oid=orders)
+    def retry_last_append(self, oid):
+        """A writer whose reply got lost sends its last batch again: stored once."""
+        last = self.store.read_stream(stream_of(oid))[-1]
+        again = NewEvent(last.type, last.data, id=last.id, schema=last.schema)
+        head = self.store.head()
+        result = self.store.append(stream_of(oid), [again], expected=last.version - 1)
+        assert result.duplicate and result.last_version == last.version
+        assert self.store.head() == head
 
     @rule(oid=orders)
     def snapshot(self, oid):
