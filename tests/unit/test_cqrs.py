@@ -65,10 +65,11 @@ def test_the_read_model_total_equals_the_aggregate_total():
 def test_rebuild_equals_the_incremental_model_row_for_row():
     store, svc = write_side()
     incremental = OrderProjection()
-    for _ in range(5):  # built in small steps while more commands arrive
+    for step in range(5):  # built in small steps while more commands arrive
         incremental.catch_up(store, batch_size=3)
-        svc.add_item("o00", "late", 1, 1.0) if svc.repo.load("o00").status == "created" else None
-        svc.create_order("u9", f"n{store.head()}")
+        oid = f"n{step}"
+        svc.create_order("u9", oid)
+        svc.add_item(oid, "late", step + 1, 1.5)
     incremental.catch_up(store, batch_size=3)
     fresh = OrderProjection()
     fresh.rebuild(store)

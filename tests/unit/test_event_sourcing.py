@@ -182,7 +182,7 @@ def test_eight_writers_lose_nothing_and_never_share_a_version(tmp_path):
         versions = [e.version for e in store.read_stream(stream)]
         assert versions == list(range(1, len(versions) + 1))  # contiguous, no duplicate
     assert seen == raised  # every conflict the store raised reached its writer
-    assert sum(seen) > 0
+    assert sum(seen) > 0, seen
 
 
 # -- the aggregate ---------------------------------------------------------------------------
