@@ -29,6 +29,8 @@ PAGES = [
     ),
     ("Asynchronous", "app_pages/05_message_queue.py", "Message queue", ":material/inbox:"),
     ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
+    ("Event-driven data", "app_pages/07_event_sourcing.py", "Event sourcing", ":material/history:"),
+    ("Event-driven data", "app_pages/08_cqrs.py", "CQRS", ":material/call_split:"),
     ("Practices", "app_pages/11_observability.py", "Tracing and metrics", ":material/timeline:"),
     (
         "Practices",

@@ -29,6 +29,8 @@ PATTERNS: dict[str, str] = {
     "versioning": "labkit.scenarios.versioning",
     "jwt": "labkit.scenarios.jwt",
     "mtls": "labkit.scenarios.mtls",
+    "event_sourcing": "labkit.scenarios.event_sourcing",
+    "cqrs": "labkit.scenarios.cqrs",
 }
 
 #: Other names people reach for first.

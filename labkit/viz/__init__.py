@@ -3,6 +3,7 @@
 Importing ``labkit.viz`` is cheap: plotly and pandas load when the first figure is drawn.
 """
 
+from labkit.viz.event_sourcing import event_log, projection_lag, stream_steps
 from labkit.viz.figures import (
     compare_waterfalls,
     latency_histogram,
@@ -21,15 +22,18 @@ __all__ = [
     "calls_frame",
     "compare_waterfalls",
     "compatibility",
+    "event_log",
     "gallery_matrix",
     "handshakes",
     "histogram_vs_exact",
     "latency_histogram",
     "message_fate",
     "outcome_counts",
+    "projection_lag",
     "protocol_comparison",
     "queue_depth",
     "retry_storm",
+    "stream_steps",
     "trace_waterfall",
     "waterfall",
 ]
