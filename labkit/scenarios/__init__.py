@@ -25,6 +25,8 @@ PATTERNS: dict[str, str] = {
     "message_queue": "labkit.scenarios.message_queue",
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
+    "service_mesh": "labkit.scenarios.service_mesh",
+    "discovery": "labkit.scenarios.discovery",
 }
 
 #: Other names people reach for first.
@@ -34,6 +36,9 @@ ALIASES: dict[str, str] = {
     "http": "request_response",
     "breaker": "circuit_breaker",
     "queue": "message_queue",
+    "mesh": "service_mesh",
+    "istio": "service_mesh",
+    "service_discovery": "discovery",
 }
 
 
