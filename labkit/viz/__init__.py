@@ -11,6 +11,7 @@ from labkit.viz.figures import (
     waterfall,
 )
 from labkit.viz.frames import calls_frame
+from labkit.viz.mesh import ejection_timeline, health_timeline, lb_comparison, subset_traffic
 from labkit.viz.messaging import message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
 
@@ -18,11 +19,15 @@ __all__ = [
     "breaker_timeline",
     "calls_frame",
     "compare_waterfalls",
+    "ejection_timeline",
+    "health_timeline",
     "latency_histogram",
+    "lb_comparison",
     "message_fate",
     "outcome_counts",
     "protocol_comparison",
     "queue_depth",
     "retry_storm",
+    "subset_traffic",
     "waterfall",
 ]

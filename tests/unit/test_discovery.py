@@ -170,3 +170,14 @@ def test_scenario_all_down_the_checked_lookup_errors_and_the_syllabus_lookup_cra
     served = naive["served"]
     assert served["user-service-2"] == served["user-service-3"] == 0 < served["user-service-1"]
     # services[0]: every call before the crash went to the first instance
+
+
+def test_health_timeline_has_a_band_per_status_change():
+    from labkit import viz
+
+    result = labkit.run("discovery", recover_at_s=0, deregister_critical_after_s=15)
+    spans = [s for s in viz.mesh.health_spans(result) if s["instance"] == "user-service-2"]
+    assert [s["status"] for s in spans] == ["critical", "passing", "critical", "deregistered"]
+    assert [s["start"] for s in spans] == [0.0, 5.0, 30.0, 45.0]
+    fig = viz.health_timeline(result)
+    assert {t.name for t in fig.data} >= {"passing", "critical", "deregistered", "failed check"}

@@ -168,3 +168,22 @@ def test_a_bad_instance_name_or_config_is_one_clear_error():
             .read_text()
             .replace("weight: 10", "weight: -10"),
         )
+
+
+def test_mesh_figures_draw_what_the_timeline_says():
+    from labkit import viz
+
+    fixed = labkit.run("service_mesh", config="fixed", requests=500)
+    fig = viz.subset_traffic(fixed)
+    by_subset = {t.name: dict(zip(t.x, t.y, strict=True)) for t in fig.data}
+    assert by_subset["subset v2"]["beta testers"] == fixed.summary["beta_testers"]["v2"]
+    assert "subset v1" in by_subset and by_subset["subset v1"]["beta testers"] == 0
+    out = labkit.run(
+        "service_mesh", config="outlier", failing_instance="order-v1-2", fail_until_s=12,
+        requests=2000, rate_per_s=100,
+    )  # fmt: skip
+    spans = viz.mesh.ejection_spans(out)
+    assert spans[0]["instance"] == "order-v1-2" and spans[0]["end"] - spans[0]["start"] >= 10
+    assert len(viz.ejection_timeline(out).layout.shapes) == len(spans)
+    both = {"ROUND_ROBIN": fixed, "LEAST_REQUEST": fixed}
+    assert len(viz.lb_comparison(both).data) == 4
