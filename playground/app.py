@@ -20,6 +20,7 @@ PAGES = [
         ":material/swap_horiz:",
     ),
     ("Synchronous", "app_pages/02_api_gateway.py", "API gateway / BFF", ":material/hub:"),
+    ("Synchronous", "app_pages/03_service_mesh.py", "Service mesh", ":material/lan:"),
     ("Resilience", "app_pages/04_circuit_breaker.py", "Circuit breaker", ":material/bolt:"),
     (
         "Resilience",
@@ -29,6 +30,7 @@ PAGES = [
     ),
     ("Asynchronous", "app_pages/05_message_queue.py", "Message queue", ":material/inbox:"),
     ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
+    ("Practices", "app_pages/10_service_discovery.py", "Service discovery", ":material/dns:"),
 ]
 
 

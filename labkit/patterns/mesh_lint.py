@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from labkit.patterns.mesh_config import HTTPRoute, MatchRequest, MeshConfig, StringMatch
+from labkit.core.errors import LabError
+from labkit.patterns.mesh_config import (
+    HTTPRoute,
+    MatchRequest,
+    MeshConfig,
+    StringMatch,
+    load_mesh_config,
+)
 
 CODE = "IST0130"
 
@@ -101,3 +108,26 @@ def lint(config: MeshConfig) -> list[Finding]:
                     )
                     break
     return findings
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What an editor shows for a YAML text: the config or the one-line error, the findings."""
+
+    config: MeshConfig | None
+    error: str | None
+    findings: list[Finding]
+    notes: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None
+
+
+def analyze(text: str) -> Analysis:
+    """Parse, check and lint ``text``; never raises for a user's mistake."""
+    try:
+        config = load_mesh_config(text)
+    except LabError as exc:
+        return Analysis(None, str(exc), [], [])
+    return Analysis(config, None, lint(config), list(config.notes))

@@ -69,6 +69,14 @@ def config_text(config: str) -> str:
     raise UnknownName("mesh config", config, config_names())
 
 
+def shipped_name(text: str) -> str | None:
+    """The name of the shipped configuration whose text is ``text`` (None: edited)."""
+    for name in config_names():
+        if (data_dir() / "mesh" / f"{name}.yaml").read_text(encoding="utf-8") == text:
+            return name
+    return None
+
+
 def load(params: dict[str, Any]) -> MeshConfig:
     """The checked configuration of a run, the canary weight applied."""
     config = load_mesh_config(config_text(params["config"]))

@@ -114,3 +114,12 @@ def test_with_canary_moves_the_weights_of_every_split():
     split = config.virtual_services[0].http[1]
     assert [d.weight for d in split.route] == [70, 30]
     assert config.virtual_services[0].http[0].route[0].weight == 100  # a single route is kept
+
+
+def test_analyze_never_raises_and_reports_findings_or_the_error():
+    from labkit.patterns.mesh_lint import analyze
+
+    good = analyze(SYLLABUS)
+    assert good.ok and [f.route_index for f in good.findings] == [1] and good.notes
+    bad = analyze(SYLLABUS.replace("weight: 10", "weight: -10"))
+    assert not bad.ok and bad.error.startswith("spec.http[0].route[1].weight=-10")
