@@ -188,9 +188,10 @@ class Registry:
         while not self._closing:
             entry.probing = True
             try:
-                ok = await asyncio.wait_for(
-                    self.probe(entry.instance, check.http, check.timeout), check.timeout
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                # cancellation that lands as the probe completes, and the loop then never ends
+                async with asyncio.timeout(check.timeout):
+                    ok = await self.probe(entry.instance, check.http, check.timeout)
             except Exception:  # a refused connection, a reset, a timeout: the check fails
                 ok = False
             finally:
