@@ -1,8 +1,8 @@
 """Charts for the service mesh and service discovery chapters.
 
 * :func:`subset_traffic`: where requests went, per subset, beta testers beside everyone else;
-* :func:`lb_comparison`: requests per instance and the latency distribution, one colour per
-  load balancer, with each balancer's p95 marked;
+* :func:`lb_comparison`: requests per instance and latency by percentile, one colour per
+  load balancer, with the p95 marked;
 * :func:`ejection_timeline`: requests each instance answered over time, with the spans during
   which outlier detection had ejected it shaded;
 * :func:`health_timeline`: one row per registered instance, coloured by its health status over
@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from labkit.core.result import Result
-from labkit.core.stats import percentile
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -67,7 +66,11 @@ def _answered(result: Result) -> list[Any]:
 
 
 def lb_comparison(results: Mapping[str, Result], *, title: str | None = None) -> go.Figure:
-    """Requests per instance (left) and latency per request (right) for each balancer."""
+    """Requests per instance (left) and latency by percentile (right) for each balancer.
+
+    The right panel plots each request's latency against its rank: a flat line that jumps at
+    the end is a fast service with a slow tail; where the jump starts says which percentile
+    the slow instance reaches (left of the p95 line: the p95 is slow)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -75,7 +78,7 @@ def lb_comparison(results: Mapping[str, Result], *, title: str | None = None) ->
         rows=1,
         cols=2,
         column_widths=[0.45, 0.55],
-        subplot_titles=("requests per instance", "latency per request (ms)"),
+        subplot_titles=("requests per instance", "latency by percentile"),
     )
     for k, (name, result) in enumerate(results.items()):
         color = LB_COLORS[k % len(LB_COLORS)]
@@ -86,17 +89,21 @@ def lb_comparison(results: Mapping[str, Result], *, title: str | None = None) ->
                    legendgroup=name),
             row=1, col=1,
         )  # fmt: skip
-        latencies = [r.fields["latency_ms"] for r in _answered(result)]
+        latencies = sorted(r.fields["latency_ms"] for r in _answered(result))
+        n = len(latencies)
         fig.add_trace(
-            go.Box(x=latencies, name=name, marker_color=color, boxpoints="outliers",
-                   legendgroup=name, showlegend=False),
+            go.Scatter(
+                x=[100 * (i + 1) / n for i in range(n)], y=latencies, name=name, mode="lines",
+                line={"color": color, "shape": "hv"}, legendgroup=name, showlegend=False,
+                hovertemplate="p%{x:.1f}: %{y:g} ms<extra>" + name + "</extra>",
+            ),
             row=1, col=2,
         )  # fmt: skip
-        p95 = percentile(latencies, 95)
-        fig.add_vline(
-            x=p95, line_dash="dot", line_color=color, row=1, col=2,
-            annotation_text=f"{name} p95 {p95:g} ms", annotation_position="top",
-        )  # fmt: skip
+    fig.add_vline(x=95, line_dash="dot", line_color="#616161", row=1, col=2,
+                  annotation_text="p95", annotation_position="top left")  # fmt: skip
+    fig.update_xaxes(title_text="percentile of requests", range=[0, 100.5], row=1, col=2)
+    fig.update_yaxes(title_text="requests", row=1, col=1)
+    fig.update_yaxes(title_text="latency (ms)", rangemode="tozero", row=1, col=2)
     fig.update_layout(
         barmode="group", title=title or "One slow instance: who gets the requests, and the tail",
         **LAYOUT,

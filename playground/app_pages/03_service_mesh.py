@@ -92,8 +92,13 @@ def routing() -> None:
         m[0].metric("Beta testers on v2", percent(beta.get("v2", 0), sum(beta.values())))
         m[1].metric("Everyone else on v2", percent(rest.get("v2", 0), sum(rest.values())))
         m[2].metric(
-            "Routes used", ", ".join(f"http[{k}]: {v}" for k, v in s["routes_used"].items()),
+            "Routes used", ", ".join(f"http[{k}]" for k in s["routes_used"]),
+            help="the VirtualService's HTTP routes that matched at least one request",
         )  # fmt: skip
+        st.caption(
+            "Requests per route: "
+            + ", ".join(f"http[{k}] {v}" for k, v in s["routes_used"].items())
+        )
         st.plotly_chart(subset_traffic(result), key="mesh_subsets")
         st.code(command(params, text), language="bash", wrap_lines=True)
 
@@ -122,7 +127,11 @@ def balancing() -> None:
         s = result.summary
         col.markdown(f"**{lb}**")
         m = col.columns(3)
-        m[0].metric("Requests to the slow instance", s["per_instance"]["order-v1-1"])
+        m[0].metric(
+            "To the slow instance",
+            s["per_instance"]["order-v1-1"],
+            help="requests sent to order-v1-1, the slow one",
+        )
         m[1].metric("p95", controls.fmt_ms(s["latency_ms"]["p95"]))
         m[2].metric("Mean", controls.fmt_ms(s["latency_ms"]["mean"]))
         col.code(controls.cli_command(PATTERN, {**params, "lb": lb}), language="bash",

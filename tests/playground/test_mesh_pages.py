@@ -45,12 +45,14 @@ def test_mesh_page_lints_the_syllabus_yaml_and_the_reorder_fixes_beta_testers(op
     assert any("LEAST_CONN is deprecated" in i.value for i in at.info)
     traffic = bars(chart_titled(at, "Where requests went"))
     assert traffic["subset v1"]["beta testers"] > 0  # the syllabus splits beta testers too
-    assert metrics(at)["Routes used"] == "http[0]: 1000"
+    assert metrics(at)["Routes used"] == "http[0]"
+    assert any(c.value == "Requests per route: http[0] 1000" for c in at.caption)
     assert "--preset" not in at.code[0].value and "config" not in at.code[0].value
 
     edit(at, FIXED)
     assert not at.warning and any("the lint finds nothing" in s.value for s in at.success)
     assert metrics(at)["Beta testers on v2"] == "100.0%"
+    assert metrics(at)["Routes used"] == "http[0], http[1]"
     traffic = bars(chart_titled(at, "Where requests went"))
     assert traffic["subset v1"]["beta testers"] == 0
     assert "config=fixed" in at.code[0].value
@@ -83,7 +85,7 @@ def test_mesh_page_balancing_and_ejection_tabs(open_page):
     at.session_state["service_mesh.view"] = "Load balancing"
     at.run()
     assert not at.exception, at.exception
-    slow = [m.value for m in at.metric if m.label == "Requests to the slow instance"]
+    slow = [m.value for m in at.metric if m.label == "To the slow instance"]
     p95 = [m.value for m in at.metric if m.label == "p95"]
     assert int(slow[0]) > 3 * int(slow[1])  # round robin vs least request
     assert float(p95[0].split()[0]) > float(p95[1].split()[0])
