@@ -2,11 +2,21 @@
 the IST0130 lint finds the syllabus' unreachable route and nothing in a correct config."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from labkit.core.errors import BadParameter, LabError
 from labkit.core.paths import data_dir
-from labkit.patterns.mesh_config import MeshConfigError, load_mesh_config, parse_duration
-from labkit.patterns.mesh_lint import lint
+from labkit.patterns.mesh_config import (
+    Destination,
+    HTTPRoute,
+    MatchRequest,
+    MeshConfigError,
+    StringMatch,
+    load_mesh_config,
+    parse_duration,
+)
+from labkit.patterns.mesh_lint import lint, shadows
 
 SYLLABUS = (data_dir() / "mesh" / "syllabus.yaml").read_text()
 FIXED = (data_dir() / "mesh" / "fixed.yaml").read_text()
@@ -123,3 +133,38 @@ def test_analyze_never_raises_and_reports_findings_or_the_error():
     assert good.ok and [f.route_index for f in good.findings] == [1] and good.notes
     bad = analyze(SYLLABUS.replace("weight: 10", "weight: -10"))
     assert not bad.ok and bad.error.startswith("spec.http[0].route[1].weight=-10")
+
+
+# --- the lint never cries wolf: a reported shadow really takes every request -----------------
+
+VALUES = ["", "a", "ab", "abc", "b", "ba"]
+strings = st.builds(
+    StringMatch,
+    st.sampled_from(["exact", "prefix", "regex"]),
+    st.sampled_from(["a", "ab", "b", ".*", "a.*", "abc"]),
+)
+clauses = st.builds(
+    MatchRequest,
+    headers=st.dictionaries(st.sampled_from(["h1", "h2"]), strings, max_size=2),
+    uri=st.none() | strings,
+)
+routes = st.builds(
+    HTTPRoute,
+    index=st.just(0),
+    name=st.just("r"),
+    match=st.lists(clauses, max_size=2).map(tuple),
+    route=st.just((Destination("s", None, 100),)),
+)
+requests = st.tuples(
+    st.sampled_from(VALUES),
+    st.dictionaries(st.sampled_from(["h1", "h2"]), st.sampled_from(VALUES), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(routes, routes, st.lists(requests, min_size=1, max_size=20))
+def test_a_reported_shadow_matches_every_request_the_later_route_matches(early, late, reqs):
+    if shadows(early, late):
+        for path, headers in reqs:
+            if late.matches("GET", path, headers):
+                assert early.matches("GET", path, headers)

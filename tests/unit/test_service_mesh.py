@@ -187,3 +187,105 @@ def test_mesh_figures_draw_what_the_timeline_says():
     assert len(viz.ejection_timeline(out).layout.shapes) == len(spans)
     both = {"ROUND_ROBIN": fixed, "LEAST_REQUEST": fixed}
     assert len(viz.lb_comparison(both).data) == 4
+
+
+def _mesh_run(yaml_text, plan_rules, calls, *, headers=None):  # type: ignore[no-untyped-def]
+    """Serve three v1 instances behind a mesh configured by ``yaml_text``; make ``calls``."""
+    from labkit.core.clock import LoopClock, run_on_fresh_loop
+    from labkit.core.faults import FaultPlan
+    from labkit.patterns.mesh_config import load_mesh_config
+    from labkit.patterns.service_mesh import Instance, serve_mesh
+    from labkit.shop.catalog import load_catalog
+    from labkit.shop.services import order_app
+
+    config = load_mesh_config(yaml_text)
+    catalog = load_catalog()
+    names = [f"order-v1-{k}" for k in (1, 2, 3)]
+    members = [Instance(n, "order-service", {"version": "v1"}, order_app(catalog)) for n in names]
+
+    async def main():  # type: ignore[no-untyped-def]
+        tl = Timeline(LoopClock())
+        plan = FaultPlan(0)
+        for target, fault in plan_rules:
+            plan.add(target, fault)
+        statuses = []
+        async with serve_mesh(config, members, timeline=tl, faults=plan) as (_, client):
+            for _ in range(calls):
+                r = await client.get("http://order-service/orders/o-1001", headers=headers or {})
+                statuses.append((r.status_code, r.headers.get("x-mesh-instance")))
+        return statuses, tl
+
+    return run_on_fresh_loop(main, virtual=True)
+
+
+ROUTE = """
+kind: VirtualService
+metadata: {name: order-service}
+spec:
+  hosts: [order-service]
+  http:
+  - route: [{destination: {host: order-service, subset: v1}}]
+%s
+---
+kind: DestinationRule
+metadata: {name: order-service}
+spec:
+  host: order-service
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+  subsets: [{name: v1, labels: {version: v1}}]
+"""
+
+
+def test_per_try_timeout_retries_a_hung_instance_on_another_one():
+    from labkit.core.faults import Hang
+
+    retries = "    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}"
+    statuses, tl = _mesh_run(ROUTE % retries, [("order-v1-1", Hang(seconds=30))], 6)
+    assert [s for s, _ in statuses] == [200] * 6
+    assert all(instance != "order-v1-1" for _, instance in statuses)
+    retried = tl.of_kind("mesh.retry")
+    assert len(retried) >= 2 and {r.fields["reason"] for r in retried} == {"timeout"}
+    answered = tl.of_kind("mesh.answered")
+    assert max(r.fields["latency_ms"] for r in answered) < 300  # 200 ms try + backoff
+
+
+def test_route_timeout_answers_504_and_retry_on_ignores_unlisted_failures():
+    from labkit.core.faults import ErrorStatus, Hang
+
+    statuses, tl = _mesh_run(ROUTE % "    timeout: 1s", [("order-v1-2", Hang(seconds=30))], 3)
+    assert [s for s, _ in statuses] == [200, 504, 200]
+    assert tl.of_kind("mesh.timeout")[0].fields["seconds"] == 1.0
+    only_reset = "    retries: {attempts: 2, retryOn: reset}"
+    statuses, tl = _mesh_run(ROUTE % only_reset, [("order-v1-1", ErrorStatus(503))], 3)
+    assert [s for s, _ in statuses] == [503, 200, 200]  # a 503 is not a reset: no retry
+    assert tl.of_kind("mesh.retry") == []
+
+
+def test_header_prefix_regex_and_uri_matches_pick_their_routes():
+    from labkit.patterns.mesh_config import load_mesh_config
+    from labkit.patterns.service_mesh import Mesh
+
+    text = """
+kind: VirtualService
+metadata: {name: s}
+spec:
+  hosts: [s]
+  http:
+  - match: [{headers: {end-user: {prefix: beta-}}}]
+    route: [{destination: {host: s}}]
+  - match: [{headers: {x-app: {regex: "ios|android"}}}, {uri: {prefix: /mobile}}]
+    route: [{destination: {host: s}}]
+  - match: [{uri: {exact: /orders/1}}]
+    route: [{destination: {host: s}}]
+"""
+    mesh = Mesh(load_mesh_config(text), {}, send=None, timeline=Timeline())  # type: ignore[arg-type]
+
+    def index(path, **headers):  # type: ignore[no-untyped-def]
+        route = mesh.choose_route("s", "GET", path, headers)
+        return None if route is None else route.index
+
+    assert index("/x", **{"end-user": "beta-tester"}) == 0
+    assert index("/x", **{"x-app": "android"}) == 1
+    assert index("/x", **{"x-app": "android-tv"}) is None  # a regex must match the whole value
+    assert index("/mobile/home") == 1
+    assert index("/orders/1") == 2 and index("/orders/12") is None
