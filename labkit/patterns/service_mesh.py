@@ -106,7 +106,9 @@ class Mesh:
             )
         return self._pools[key]
 
-    def choose_route(self, host: str, method: str, path: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    def choose_route(
+        self, host: str, method: str, path: str, headers: dict[str, str]
+    ) -> HTTPRoute | None:
         """The first route of ``host``'s VirtualService that matches; None when none does."""
         vs = self.config.virtual_service_for(host)
         if vs is None:
