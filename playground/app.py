@@ -20,6 +20,7 @@ PAGES = [
         ":material/swap_horiz:",
     ),
     ("Synchronous", "app_pages/02_api_gateway.py", "API gateway / BFF", ":material/hub:"),
+    ("Synchronous", "app_pages/03_service_mesh.py", "Service mesh", ":material/lan:"),
     ("Resilience", "app_pages/04_circuit_breaker.py", "Circuit breaker", ":material/bolt:"),
     (
         "Resilience",
@@ -31,6 +32,7 @@ PAGES = [
     ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
     ("Event-driven data", "app_pages/07_event_sourcing.py", "Event sourcing", ":material/history:"),
     ("Event-driven data", "app_pages/08_cqrs.py", "CQRS", ":material/call_split:"),
+    ("Practices", "app_pages/10_service_discovery.py", "Service discovery", ":material/dns:"),
     ("Practices", "app_pages/11_observability.py", "Tracing and metrics", ":material/timeline:"),
     (
         "Practices",

@@ -31,6 +31,8 @@ PATTERNS: dict[str, str] = {
     "mtls": "labkit.scenarios.mtls",
     "event_sourcing": "labkit.scenarios.event_sourcing",
     "cqrs": "labkit.scenarios.cqrs",
+    "service_mesh": "labkit.scenarios.service_mesh",
+    "discovery": "labkit.scenarios.discovery",
 }
 
 #: Other names people reach for first.
@@ -40,6 +42,9 @@ ALIASES: dict[str, str] = {
     "http": "request_response",
     "breaker": "circuit_breaker",
     "queue": "message_queue",
+    "mesh": "service_mesh",
+    "istio": "service_mesh",
+    "service_discovery": "discovery",
 }
 
 

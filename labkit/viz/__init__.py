@@ -12,6 +12,7 @@ from labkit.viz.figures import (
     waterfall,
 )
 from labkit.viz.frames import calls_frame
+from labkit.viz.mesh import ejection_timeline, health_timeline, lb_comparison, subset_traffic
 from labkit.viz.messaging import message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
 from labkit.viz.security import compatibility, gallery_matrix, handshakes
@@ -22,11 +23,14 @@ __all__ = [
     "calls_frame",
     "compare_waterfalls",
     "compatibility",
+    "ejection_timeline",
     "event_log",
     "gallery_matrix",
     "handshakes",
+    "health_timeline",
     "histogram_vs_exact",
     "latency_histogram",
+    "lb_comparison",
     "message_fate",
     "outcome_counts",
     "projection_lag",
@@ -34,6 +38,7 @@ __all__ = [
     "queue_depth",
     "retry_storm",
     "stream_steps",
+    "subset_traffic",
     "trace_waterfall",
     "waterfall",
 ]
