@@ -48,9 +48,7 @@ def apply_params(pattern: str, params: Mapping[str, Any]) -> None:
 
 
 def label_of(param: Param) -> str:
-    text = param.name.replace("_ms", "").replace("_", " ")
-    text = text[:1].upper() + text[1:]
-    return f"{text} ({param.unit})" if param.unit else text
+    return param.label
 
 
 def widget(

@@ -17,6 +17,9 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+_ACRONYMS = {"bff": "BFF", "id": "ID", "lb": "LB", "ttl": "TTL", "url": "URL"}
+
+
 @dataclass(frozen=True)
 class Param:
     """A knob of a scenario: its type, default, bounds and a one-line explanation."""
@@ -32,6 +35,18 @@ class Param:
     @property
     def kind(self) -> type:
         return type(self.default)
+
+    @property
+    def label(self) -> str:
+        """A label for a control: ``product_latency_ms`` -> ``Product latency (ms)``,
+        ``interval_s`` -> ``Interval (s)``, ``bff`` -> ``BFF``."""
+        name = self.name
+        if self.unit and name.endswith(f"_{self.unit}"):
+            name = name.removesuffix(f"_{self.unit}")
+        words = [_ACRONYMS.get(w, w) for w in name.split("_")]
+        text = " ".join(words)
+        text = text[:1].upper() + text[1:]
+        return f"{text} ({self.unit})" if self.unit else text
 
     def coerce(self, value: Any) -> Any:
         """Turn ``value`` (a string from the CLI, or a Python value) into a checked value."""

@@ -52,15 +52,9 @@ Render = Callable[[Result], None]
 
 
 #: Words a label writes in capitals.
-_ACRONYMS = {"bff": "BFF", "id": "ID"}
-
-
 def label_of(param: Param) -> str:
     """``product_latency_ms`` -> ``Product latency (ms)``; ``bff`` -> ``BFF``."""
-    words = [_ACRONYMS.get(w, w) for w in param.name.removesuffix("_ms").split("_")]
-    text = " ".join(words)
-    text = text[:1].upper() + text[1:]
-    return f"{text} ({param.unit})" if param.unit else text
+    return param.label
 
 
 def control(

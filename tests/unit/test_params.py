@@ -54,3 +54,10 @@ def test_assignments_split_on_the_first_equals_sign():
         parse_assignments(["novalue"])
     with pytest.raises(BadParameter):
         parse_assignments(["=3"])
+
+
+def test_labels_drop_the_unit_suffix_once_and_spell_acronyms():
+    assert Param("interval_s", 5.0, "x", unit="s").label == "Interval (s)"
+    assert Param("product_latency_ms", 5.0, "x", unit="ms").label == "Product latency (ms)"
+    assert Param("bff", "web", "x").label == "BFF"
+    assert Param("requests", 5, "x").label == "Requests"
