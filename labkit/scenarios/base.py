@@ -15,6 +15,7 @@ wraps everything in a :class:`~labkit.core.result.Result`.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -43,6 +44,14 @@ class RunContext:
     @property
     def virtual(self) -> bool:
         return self.backend in VIRTUAL_BACKENDS
+
+    def broker_namespace(self, prefix: str) -> str:
+        """Where this run's queues and streams live on a broker. In memory the seed alone
+        (runs repeat exactly); on a real broker, which a class may share, a random suffix too,
+        so that two runs with the same seed never read each other's messages."""
+        if self.virtual:
+            return f"{prefix}{self.seed}"
+        return f"{prefix}{self.seed}-{uuid.uuid4().hex[:8]}"
 
 
 def run_scenario(

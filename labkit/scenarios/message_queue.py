@@ -91,7 +91,8 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     state = {"handled": 0, "loop_peak": 0, "crashes": 0, "stopped_loop": False}
     settled: set[str] = set()
     total = p["messages"]
-    async with make_broker(ctx.backend, timeline=tl, namespace=f"mq{ctx.seed}") as broker:
+    namespace = ctx.broker_namespace("mq")
+    async with make_broker(ctx.backend, timeline=tl, namespace=namespace) as broker:
         await broker.declare(spec)
         consumers: list[Any] = []
         restarts: list[asyncio.Future[None]] = []

@@ -62,7 +62,8 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     settled = asyncio.Event()
     received: list[str] = []
     crashes = {"service": 0, "relay": 0}
-    async with make_broker(ctx.backend, timeline=tl, namespace=f"ob{ctx.seed}") as broker:
+    namespace = ctx.broker_namespace("ob")
+    async with make_broker(ctx.backend, timeline=tl, namespace=namespace) as broker:
         await broker.declare(QueueSpec("inventory_queue", ("orders.created",)))
 
         async def consume(d: Delivery) -> None:

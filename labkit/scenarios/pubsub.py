@@ -55,7 +55,8 @@ async def main(ctx: RunContext) -> dict[str, Any]:
         if all(len(set(v)) >= total for v in received.values()):
             all_in.set()
 
-    async with make_broker(ctx.backend, timeline=tl, namespace=f"ps{ctx.seed}") as broker:
+    namespace = ctx.broker_namespace("ps")
+    async with make_broker(ctx.backend, timeline=tl, namespace=namespace) as broker:
         durable = p["delivery"] == "durable"
         attach, detach = await _listeners(broker, durable, note)
         for name in SUBSCRIBERS:

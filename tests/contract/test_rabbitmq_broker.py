@@ -18,7 +18,8 @@ from broker_contract import BrokerContract, Inbox, _dead_letters_eventually
 from labkit.core.clock import run_on_fresh_loop
 from labkit.core.timeline import Timeline
 from labkit.transport.brokers import Broker, BrokerUnavailable, Delivery, QueueSpec
-from labkit.transport.brokers.rabbitmq import RabbitBroker, amqp_pattern, hide_password
+from labkit.transport.brokers.base import hide_password
+from labkit.transport.brokers.rabbitmq import RabbitBroker, amqp_pattern
 
 
 @pytest.mark.broker("rabbitmq")

@@ -23,6 +23,7 @@ same checks against each one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -33,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from labkit.core.errors import BadParameter, LabError
+from labkit.core.timeline import Timeline
 
 BROKERS = ("memory", "nats", "rabbitmq")
 DEATH_REASONS = ("rejected", "delivery_limit", "expired")
@@ -300,3 +302,39 @@ class Broker(ABC):
             "gone, so there is nothing to replay from a sequence or a time (the memory and nats "
             "backends keep one)"
         )
+
+
+class NetworkBroker(Broker):
+    """What the real backends share: a namespace that keeps runs apart, a URL taken from the
+    environment unless given, a connect timeout, and whether to delete what they made."""
+
+    #: the environment variable that names the server, and the URL used without it
+    url_variable: str = ""
+    default_url: str = ""
+    default_connect_timeout: float = 2.0
+
+    def __init__(
+        self,
+        *,
+        timeline: Timeline | None = None,
+        namespace: str = "lab",
+        url: str | None = None,
+        connect_timeout: float | None = None,
+        cleanup: bool = True,
+    ) -> None:
+        if connect_timeout is None:
+            connect_timeout = self.default_connect_timeout
+        check_connection_settings(namespace, connect_timeout)
+        self.timeline = timeline if timeline is not None else Timeline()  # empty = falsy
+        self.namespace = namespace
+        self.url = url or os.environ.get(self.url_variable) or self.default_url
+        self.shown_url = hide_password(self.url)
+        self.connect_timeout = connect_timeout
+        self.cleanup = cleanup
+        self._setup()
+
+    def _setup(self) -> None:
+        """The backend's own state (names derived from the namespace, connections to come)."""
+
+    def _record(self, actor: str, kind: str, **fields: Any) -> None:
+        self.timeline.record(actor, kind, **fields)

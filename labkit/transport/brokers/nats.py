@@ -111,7 +111,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -126,18 +125,16 @@ from nats.js import JetStreamContext, JetStreamManager
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 
 from labkit.core.errors import BadParameter, UnknownName
-from labkit.core.timeline import Timeline
 from labkit.transport.brokers.base import (
-    Broker,
     BrokerUnavailable,
     Consumer,
     DeadLetter,
     Handler,
     LogEntry,
     Message,
+    NetworkBroker,
     QueueSpec,
     Subscription,
-    check_connection_settings,
     check_history_request,
     check_subject,
     encode_body,
@@ -165,26 +162,17 @@ from labkit.transport.brokers.nats_names import (
 
 
 # -- the broker --------------------------------------------------------------------------------
-class NatsBroker(Broker):
+class NatsBroker(NetworkBroker):
     """The messaging protocol on NATS JetStream (see the module docstring for the mapping)."""
 
     name = "nats"
 
-    def __init__(
-        self,
-        *,
-        timeline: Timeline | None = None,
-        namespace: str = "lab",
-        url: str | None = None,
-        connect_timeout: float = 0.8,
-        cleanup: bool = True,
-    ) -> None:
-        check_connection_settings(namespace, connect_timeout)
-        self.timeline = timeline if timeline is not None else Timeline()  # empty = falsy
-        self.namespace = namespace
-        self.url = url or os.environ.get("LABKIT_NATS_URL") or DEFAULT_NATS_URL
-        self.connect_timeout = connect_timeout
-        self.cleanup = cleanup
+    url_variable = "LABKIT_NATS_URL"
+    default_url = DEFAULT_NATS_URL
+    default_connect_timeout = 0.8
+
+    def _setup(self) -> None:
+        namespace = self.namespace
         self.root = f"labkit.{namespace}"
         self.stream = f"LAB_{namespace}"
         self.dlq_stream = f"LAB_{namespace}_DLQ"
@@ -220,9 +208,6 @@ class NatsBroker(Broker):
         return subject[len(prefix) :] if subject.startswith(prefix) else subject
 
     # -- plumbing ----------------------------------------------------------------------------------
-    def _record(self, actor: str, kind: str, **fields: Any) -> None:
-        self.timeline.record(actor, kind, **fields)
-
     def _unavailable(self, what: str, exc: BaseException | None = None) -> BrokerUnavailable:
         detail = f" ({_first_line(exc)})" if exc is not None else ""
         return BrokerUnavailable(

@@ -92,7 +92,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -109,20 +108,17 @@ from aio_pika.abc import (
 )
 
 from labkit.core.errors import BadParameter, UnknownName
-from labkit.core.timeline import Timeline
 from labkit.transport.brokers.base import (
-    Broker,
     BrokerUnavailable,
     Consumer,
     DeadLetter,
     Handler,
     Message,
+    NetworkBroker,
     QueueSpec,
     Subscription,
-    check_connection_settings,
     check_subject,
     encode_body,
-    hide_password,
     new_message_id,
     subject_matches,
 )
@@ -143,7 +139,7 @@ from labkit.transport.brokers.rabbitmq_names import (
 )
 
 
-class RabbitBroker(Broker):
+class RabbitBroker(NetworkBroker):
     """The protocol on a real RabbitMQ (see the module docstring for the mapping).
 
     ``url`` defaults to ``LABKIT_AMQP_URL``, else ``amqp://guest:guest@127.0.0.1:5672/``.
@@ -152,22 +148,12 @@ class RabbitBroker(Broker):
 
     name = "rabbitmq"
 
-    def __init__(
-        self,
-        *,
-        timeline: Timeline | None = None,
-        namespace: str = "lab",
-        url: str | None = None,
-        connect_timeout: float = 2.0,
-        cleanup: bool = True,
-    ) -> None:
-        check_connection_settings(namespace, connect_timeout)
-        self.timeline = timeline if timeline is not None else Timeline()  # empty = falsy
-        self.namespace = namespace
-        self.url = url or os.environ.get("LABKIT_AMQP_URL") or DEFAULT_AMQP_URL
-        self.shown_url = hide_password(self.url)
-        self.connect_timeout = connect_timeout
-        self.cleanup = cleanup
+    url_variable = "LABKIT_AMQP_URL"
+    default_url = DEFAULT_AMQP_URL
+    default_connect_timeout = 2.0
+
+    def _setup(self) -> None:
+        namespace = self.namespace
         self.prefix = f"labkit.{namespace}"
         self.exchange_name = f"{self.prefix}.topic"
         self.dlx_name = f"{self.prefix}.dlx"
@@ -304,9 +290,6 @@ class RabbitBroker(Broker):
         self._specs.clear()
 
     # -- bookkeeping -----------------------------------------------------------------------------
-    def _record(self, actor: str, kind: str, **fields: Any) -> None:
-        self.timeline.record(actor, kind, **fields)
-
     def _forget(self, queue: str, message_id: str) -> None:
         self._deliveries.pop((queue, message_id), None)
         self._reject_reasons.pop((queue, message_id), None)
