@@ -81,6 +81,12 @@ def _reasons(raw: Any, where: str, known: Mapping[str, str]) -> tuple[Reason, ..
         when = tuple(item.get("when") or ()) if isinstance(item, Mapping) else ()
         if not when or not str(item.get("reason", "")).strip():
             raise LabError(f"chooser.yaml: every reason in {where} needs 'reason' and 'when'")
+        extra = sorted(set(item) - {"reason", "when"})
+        if extra:
+            raise LabError(
+                f"chooser.yaml: a reason in {where} has unknown fields {extra} "
+                "(quote a reason that contains a comma)"
+            )
         for requirement in when:
             if requirement not in known:
                 raise LabError(f"chooser.yaml: {where} names unknown requirement {requirement!r}")

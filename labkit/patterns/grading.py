@@ -127,6 +127,19 @@ class Grade:
         """Most of the points: what an interviewer would accept."""
         return self.score >= 0.6
 
+    def to_markdown(self) -> str:
+        """The grade as a learner reads it: score, points found, points missed, model answer."""
+        lines = [
+            f"**Score: {self.score:.0%}** ({len(self.found)} of "
+            f"{len(self.found) + len(self.missed)} key points)",
+            "",
+        ]
+        lines += [f"- ✅ found: {k.text}" for k in self.found]
+        lines += [f"- ❌ missed: {k.text}" for k in self.missed]
+        if self.model_answer:
+            lines += ["", f"**Model answer.** {self.model_answer}"]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "score": self.score,

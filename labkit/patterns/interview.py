@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -33,6 +33,18 @@ from labkit.core.result import Result
 from labkit.patterns.grading import Grade, KeyPoint, clean_answer, grade_text
 
 KINDS = ("free", "choice", "lab")
+FIELDS = {
+    "id",
+    "kind",
+    "prompt",
+    "links",
+    "explain",
+    "syllabus",
+    "model_answer",
+    "key_points",
+    "options",
+    "run",
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,15 @@ class ChoiceResult:
     right: Option
     explanations: tuple[Option, ...] = field(default=())
 
+    def to_markdown(self) -> str:
+        """The verdict, then every option with its explanation."""
+        head = "**Right.**" if self.correct else f"**Not quite.** The answer is: {self.right.text}"
+        lines = [head, ""]
+        for o in self.explanations:
+            mark = "✅" if o.correct else "❌"
+            lines.append(f"- {mark} *{o.text}* {o.explain}")
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class LabResult:
@@ -88,6 +109,14 @@ class LabResult:
     expected: float
     given: float
     explain: str
+
+    def to_markdown(self) -> str:
+        head = (
+            f"**Right: {self.expected:g}.**"
+            if self.correct
+            else f"**Not quite.** You said {self.given:g}; the run says {self.expected:g}."
+        )
+        return f"{head} {self.explain}"
 
 
 class _Reader:
@@ -136,6 +165,9 @@ def _question(topic: str, raw: Any, where: str) -> Question:
         raise LabError(f"{where}: each question must be a mapping")
     qid = raw.get("id", "?")
     reader = _Reader(f"{where}, question {qid!r}")
+    unknown = sorted(set(raw) - FIELDS)
+    if unknown:
+        raise reader.fail(unknown[0], "is not a question field (a typo?)")
     kind = reader.text(raw, "kind")
     if kind not in KINDS:
         raise reader.fail("kind", f"is {kind!r}; use one of {', '.join(KINDS)}")
@@ -294,9 +326,14 @@ def notebook_headings(path: Path) -> set[str]:
 
 def broken_links(q: Question, root: Path | None = None) -> list[str]:
     """The links of ``q`` that do not resolve to an existing page or notebook heading."""
+    return unresolved(q.links, root)
+
+
+def unresolved(links: Iterable[str], root: Path | None = None) -> list[str]:
+    """Which of ``links`` (``notebooks/x.ipynb#heading`` or a page file) do not resolve."""
     root = root or project_root()
     broken = []
-    for link in q.links:
+    for link in links:
         file, _, heading = link.partition("#")
         path = root / file
         if not path.is_file() or not file.startswith(("notebooks/", "playground/app_pages/")):

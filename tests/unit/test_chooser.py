@@ -8,6 +8,7 @@ import pytest
 
 from labkit.core.errors import BadParameter, LabError, UnknownName
 from labkit.patterns.chooser import load_table, rank
+from labkit.patterns.interview import unresolved
 
 TABLE = load_table()
 ROWS = {row.slug: row for row in TABLE.rows}
@@ -74,3 +75,17 @@ def test_a_table_naming_an_unknown_requirement_is_refused(tmp_path: Path):
     )
     with pytest.raises(LabError, match=r"patterns\[0\] \(x\).avoid names unknown requirement 'b'"):
         load_table(path)
+
+
+def test_an_unquoted_reason_with_a_comma_is_caught(tmp_path: Path):
+    path = tmp_path / "chooser.yaml"
+    path.write_text(
+        "requirements: {a: A}\npatterns:\n  - slug: x\n    name: X\n"
+        "    use: [{reason: fast, cheap, when: [a]}]\n    avoid: [{reason: r, when: [a]}]\n"
+    )
+    with pytest.raises(LabError, match="unknown fields"):
+        load_table(path)
+
+
+def test_every_row_links_to_a_heading_that_exists():
+    assert unresolved(link for row in TABLE.rows for link in row.links) == []

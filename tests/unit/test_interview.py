@@ -32,6 +32,10 @@ PATTERN_TOPICS = (
     "message_queue",
     "pubsub",
     "resilience",
+    "service_mesh",
+    "event_sourcing",
+    "cqrs",
+    "versioning_security",
 )
 
 
@@ -86,6 +90,7 @@ def test_every_choice_has_one_right_option_and_an_explanation_per_option(q):
 
 
 BAD_FILES = {
+    "typo": ("- {id: a, kind: free, promt: p, links: [x]}", "field 'promt' is not a question"),
     "no prompt": ("- {id: a, kind: free, links: [x]}", "question 'a': field 'prompt'"),
     "bad kind": (
         "- {id: a, kind: essay, prompt: p, links: [x]}",
