@@ -29,6 +29,12 @@ PAGES = [
     ),
     ("Asynchronous", "app_pages/05_message_queue.py", "Message queue", ":material/inbox:"),
     ("Asynchronous", "app_pages/06_pubsub.py", "Pub/sub and outbox", ":material/campaign:"),
+    (
+        "Interview prep",
+        "app_pages/13_choosing_and_interview.py",
+        "Choosing and interview",
+        ":material/school:",
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import ipywidgets as widgets
 
 from labkit.core.errors import LabError
-from labkit.patterns.chooser import Recommendation, load_table, rank
+from labkit.patterns.chooser import load_table, rank, ranking_markdown
 from labkit.patterns.interview import (
     Question,
     all_questions,
@@ -37,19 +37,6 @@ def show_markdown(out: widgets.Output, text: str) -> None:
 def shown(out: widgets.Output) -> str:
     """The Markdown an output area shows (for tests)."""
     return "".join(o["data"]["text/plain"] for o in out.outputs)
-
-
-def ranking_markdown(ranking: Iterable[Recommendation], top: int = 4) -> str:
-    """The best ``top`` patterns with the reasons for and against, as Markdown."""
-    lines = []
-    for r in list(ranking)[:top]:
-        lines.append(f"**{r.name}** (score {r.score:+d})")
-        lines += [f"- ✅ {reason}" for reason in r.reasons]
-        lines += [f"- ⚠️ {warning}" for warning in r.warnings]
-        if not r.warnings:
-            lines.append(f"- avoid when: {'; '.join(r.avoid_when)}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def chooser(ticked: Iterable[str] = ()) -> widgets.VBox:

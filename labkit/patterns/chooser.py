@@ -149,3 +149,16 @@ def rank(ticked: Iterable[str], table: Table | None = None) -> list[Recommendati
             )
         )
     return sorted(out, key=lambda r: -r.score)  # stable: ties keep the table's order
+
+
+def ranking_markdown(ranking: Iterable[Recommendation], top: int = 4) -> str:
+    """The best ``top`` patterns with the reasons for and against, as Markdown."""
+    lines = []
+    for r in list(ranking)[:top]:
+        lines.append(f"**{r.name}** (score {r.score:+d})")
+        lines += [f"- ✅ {reason}" for reason in r.reasons]
+        lines += [f"- ⚠️ {warning}" for warning in r.warnings]
+        if not r.warnings:
+            lines.append(f"- avoid when: {'; '.join(r.avoid_when)}")
+        lines.append("")
+    return "\n".join(lines)
