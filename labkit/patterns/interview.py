@@ -62,6 +62,7 @@ class LabRun:
     params: dict[str, Any]
     answer: str  # a dotted path into ``Result.summary``, e.g. ``rejected``
     tolerance: float = 0.0
+    vary: tuple[str, ...] = ()  # parameters the learner may change before running it
 
 
 @dataclass(frozen=True)
@@ -195,11 +196,15 @@ def _question(topic: str, raw: Any, where: str) -> Question:
     run = raw.get("run")
     if not isinstance(run, Mapping):
         raise reader.fail("run", "must name the experiment: pattern, params, answer")
+    vary = run.get("vary") or []
+    if not isinstance(vary, list) or not all(isinstance(v, str) for v in vary):
+        raise reader.fail("run.vary", "must be a list of parameter names")
     lab = LabRun(
         reader.text(run, "pattern"),
         dict(run.get("params") or {}),
         reader.text(run, "answer"),
         float(run.get("tolerance", 0)),
+        tuple(vary),
     )
     return Question(**base, lab=lab)
 

@@ -74,12 +74,18 @@ def multiple_choice(q: Question) -> None:
 
 
 def about_a_run(q: Question) -> None:
+    """Run the question's experiment with the learner's settings; check their number against it."""
     assert q.lab is not None
-    st.caption(
-        f"The experiment: `{controls.cli_command(q.lab.pattern, q.lab.params)}`. "
-        "Its numbers, except the one asked for:"
-    )
-    result = controls.run(q.lab.pattern, q.lab.params)
+    pattern, params = q.lab.pattern, dict(q.lab.params)
+    if q.lab.vary:
+        st.caption("Change these and the right answer changes with them:")
+        columns = st.columns(len(q.lab.vary))
+        for name, column in zip(q.lab.vary, columns, strict=True):
+            default = controls.params_by_name(pattern)[name].default
+            st.session_state.setdefault(controls.key_for(pattern, name), params.get(name, default))
+            params[name] = controls.widget(pattern, name, container=column)
+    st.caption(f"The experiment: `{controls.cli_command(pattern, params)}`")
+    result = controls.run(pattern, params)
     if result is None:
         return
     hidden = q.lab.answer.split(".")[0]

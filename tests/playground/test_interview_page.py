@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from labkit.patterns.interview import question
+import labkit
+from labkit.patterns.interview import all_questions, question, summary_value
 
 PAGE = "app_pages/13_choosing_and_interview.py"
 
@@ -87,6 +88,20 @@ def test_a_question_about_a_run_checks_the_number_against_that_run(page):
     assert "**Right: 149.**" in shown(at)
 
 
+def test_changing_the_run_changes_the_right_answer(page):
+    at = pick(page, "circuit_breaker", "cb-lab-rejected")
+    at.number_input(key="circuit_breaker.open_timeout_s").set_value(5.0).run()
+    assert "--param open_timeout_s=5" in "".join(c.value for c in at.caption)
+    expected = labkit.run("circuit_breaker", open_timeout_s=5.0).summary["rejected"]
+    assert expected != 149
+    at.text_input(key="interview.number.cb-lab-rejected").input("149").run()
+    submit(at, "cb-lab-rejected")
+    assert f"You said 149; the run says {expected}." in shown(at)
+    at.text_input(key="interview.number.cb-lab-rejected").input(str(expected)).run()
+    submit(at, "cb-lab-rejected")
+    assert f"**Right: {expected}.**" in shown(at)
+
+
 def test_the_chooser_ranks_the_patterns_with_reasons(page):
     at = page
     assert at.info[0].value == "Tick at least one requirement."
@@ -108,3 +123,14 @@ def test_progress_is_kept_per_learner(page):
     rows = {r["topic"]: r for r in at.dataframe[-1].value.to_dict("records")}
     assert rows["Circuit breaker"]["tried"] == 1 and rows["Circuit breaker"]["passed"] == 1
     assert rows["Message queues"]["tried"] == 0
+
+
+@pytest.mark.parametrize("q", [q for q in all_questions() if q.kind == "lab"], ids=lambda q: q.id)
+def test_every_lab_question_renders_its_controls_and_accepts_the_runs_number(page, q):
+    at = pick(page, q.topic, q.id)
+    assert len(at.caption) >= 2  # "change these" and the command
+    result = labkit.run(q.lab.pattern, **q.lab.params)
+    expected = summary_value(result.summary, q.lab.answer)
+    at.text_input(key=f"interview.number.{q.id}").input(f"{expected:g}").run()
+    submit(at, q.id)
+    assert "**Right:" in shown(at)

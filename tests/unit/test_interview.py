@@ -216,6 +216,13 @@ def test_there_are_lab_questions_for_several_patterns():
 
 
 @pytest.mark.parametrize("q", LAB, ids=lambda q: q.id)
+def test_a_lab_question_names_real_parameters_and_summary_fields(q):
+    declared = {p.name for p in labkit.params_of(q.lab.pattern)}
+    assert set(q.lab.params) <= declared and set(q.lab.vary) <= declared
+    assert q.lab.vary, "let the learner change the run"
+
+
+@pytest.mark.parametrize("q", LAB, ids=lambda q: q.id)
 def test_a_lab_question_checks_the_number_against_the_run(q):
     result = labkit.run(q.lab.pattern, **q.lab.params)
     expected = interview.summary_value(result.summary, q.lab.answer)
