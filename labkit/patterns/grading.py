@@ -85,7 +85,9 @@ def clean_answer(answer: object, *, name: str = "answer") -> str:
     if not text:
         raise BadParameter(name, answer, "is empty: write a few sentences, then submit")
     if not words(text):
-        raise BadParameter(name, text[:40], "has no words the grader can read: answer in words")
+        raise BadParameter(
+            name, text[:40], "has no words the grader can read (it reads English): answer in words"
+        )
     return text
 
 

@@ -174,6 +174,8 @@ def test_word_forms_and_unicode_variants_meet():
         ("   \n\t ", "is empty"),
         ("\u200b\u200b", "is empty"),
         ("🙂🙂 ?!", "no words"),
+        ("日本語で答えます", "it reads English"),
+        ("\ud800\x00\x07", "is empty"),
         ("x" * (MAX_ANSWER_CHARS + 1), "too long"),
         ("a" * 100_000, "100,000 characters"),
         (None, "must be text"),
