@@ -250,3 +250,21 @@ def test_a_lab_answer_that_is_not_a_number_is_refused():
         check_lab_answer(q, "many", result)
     with pytest.raises(LabError, match="asks about a circuit_breaker run"):
         check_lab_answer(q, 3, labkit.run("gateway"))
+
+
+CHAPTERS = {
+    "request_response": "01_request_response",
+    "gateway": "02_api_gateway",
+    "circuit_breaker": "04_circuit_breaker",
+    "message_queue": "05_message_queue",
+    "pubsub": "06_pubsub",
+    "resilience": "09_resilience",
+}
+
+
+@pytest.mark.parametrize("topic", CHAPTERS)
+def test_each_pattern_notebook_points_its_interview_section_to_the_bank(topic):
+    path = interview.project_root() / "notebooks" / f"{CHAPTERS[topic]}.ipynb"
+    text = path.read_text(encoding="utf-8")
+    assert f"the topic **{BANK[topic].title}**" in text
+    assert "13_choosing_and_interview.ipynb#the-quiz" in text
