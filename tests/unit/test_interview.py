@@ -267,4 +267,18 @@ def test_each_pattern_notebook_points_its_interview_section_to_the_bank(topic):
     path = interview.project_root() / "notebooks" / f"{CHAPTERS[topic]}.ipynb"
     text = path.read_text(encoding="utf-8")
     assert f"the topic **{BANK[topic].title}**" in text
-    assert "13_choosing_and_interview.ipynb#the-quiz" in text
+    assert "13_choosing_and_interview.ipynb#The-quiz" in text
+
+
+def test_links_between_notebooks_resolve():
+    """Markdown links from one notebook to another's heading (JupyterLab anchors)."""
+    import re
+
+    root = interview.project_root()
+    found = []
+    for path in sorted((root / "notebooks").rglob("*.ipynb")):
+        for target, heading in re.findall(r"\(([\w./]+\.ipynb)#([\w-]+)\)", path.read_text()):
+            link = (path.parent / target).resolve().relative_to(root).as_posix()
+            found.append(f"{link}#{heading}")
+    assert len(found) >= 7
+    assert interview.unresolved(found) == []
