@@ -6,6 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import labkit
 from labkit.core.errors import BadParameter, LabError
@@ -282,3 +284,15 @@ def test_links_between_notebooks_resolve():
             found.append(f"{link}#{heading}")
     assert len(found) >= 7
     assert interview.unresolved(found) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300) | st.text(alphabet=st.characters(), min_size=1, max_size=40))
+def test_any_text_is_graded_or_refused_with_a_bad_parameter(text):
+    try:
+        grade = grade_free(Q3, text)
+    except BadParameter as exc:
+        assert str(exc).startswith("answer=")
+    else:
+        assert 0 <= grade.score <= 1
+        assert len(grade.found) + len(grade.missed) == len(Q3.key_points)
