@@ -172,9 +172,9 @@ st.markdown(
 )
 st.text_input("Your name (to keep your progress)", key=LEARNER, max_chars=80)
 quiz, chooser, mine = st.tabs(["Quiz", "Pattern chooser", "My progress"])
-with quiz:
-    quiz_tab()
-with chooser:
-    chooser_tab()
-with mine:
-    progress_tab()
+for tab, show in ((quiz, quiz_tab), (chooser, chooser_tab), (mine, progress_tab)):
+    with tab:
+        try:
+            show()
+        except LabError as exc:  # an edited question file or table with a mistake: one line
+            controls.show_error(exc)

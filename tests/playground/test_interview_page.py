@@ -134,3 +134,17 @@ def test_every_lab_question_renders_its_controls_and_accepts_the_runs_number(pag
     at.text_input(key=f"interview.number.{q.id}").input(f"{expected:g}").run()
     submit(at, q.id)
     assert "**Right:" in shown(at)
+
+
+def test_a_broken_question_file_is_one_error_line_not_a_traceback(open_page, monkeypatch, tmp_path):
+    from labkit.patterns.interview import load_bank
+
+    (tmp_path / "data" / "interview").mkdir(parents=True)
+    (tmp_path / "data" / "interview" / "x.yaml").write_text("topic: x\ntitle: X\nquestions: []\n")
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
+    load_bank.cache_clear()
+    try:
+        at = open_page(PAGE)
+        assert "x.yaml: field 'questions' must be a non-empty list" in at.error[0].value
+    finally:
+        load_bank.cache_clear()
