@@ -19,17 +19,16 @@ A malformed file is refused with one line naming the file, the question and the 
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from labkit.core.errors import BadParameter, LabError, UnknownName
-from labkit.core.paths import data_dir, project_root
+from labkit.core.paths import data_dir
 from labkit.core.result import Result
+from labkit.patterns.course_links import unresolved
 from labkit.patterns.grading import Grade, KeyPoint, clean_answer, grade_text
 
 KINDS = ("free", "choice", "lab")
@@ -309,43 +308,6 @@ def check_lab_answer(q: Question, answer: object, result: Result) -> LabResult:
     return LabResult(correct, expected, given, q.explain)
 
 
-# --- links ----------------------------------------------------------------------------------
-
-
-def anchor(heading: str) -> str:
-    """A heading's link anchor, case and punctuation ignored: ``The pattern`` -> ``the-pattern``."""
-    return "-".join(re.findall(r"[a-z0-9]+", heading.casefold()))
-
-
-def notebook_headings(path: Path) -> set[str]:
-    """The anchors of every markdown heading in a notebook."""
-    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    out = set()
-    for cell in cells:
-        if cell["cell_type"] == "markdown":
-            for line in "".join(cell["source"]).splitlines():
-                if line.startswith("#"):
-                    out.add(anchor(line.lstrip("#")))
-    return out
-
-
 def broken_links(q: Question, root: Path | None = None) -> list[str]:
     """The links of ``q`` that do not resolve to an existing page or notebook heading."""
     return unresolved(q.links, root)
-
-
-def unresolved(links: Iterable[str], root: Path | None = None) -> list[str]:
-    """Which of ``links`` (``notebooks/x.ipynb#heading`` or a page file) do not resolve."""
-    root = root or project_root()
-    broken = []
-    for link in links:
-        file, _, heading = link.partition("#")
-        path = root / file
-        if not path.is_file() or not file.startswith(("notebooks/", "playground/app_pages/")):
-            broken.append(f"{link} (no such notebook or page)")
-        elif file.endswith(".ipynb"):
-            if not heading:
-                broken.append(f"{link} (say which heading: notebook#heading)")
-            elif anchor(heading) not in notebook_headings(path):
-                broken.append(f"{link} (no such heading in {path.name})")
-    return broken

@@ -8,7 +8,7 @@ import pytest
 
 from labkit.core.errors import BadParameter, LabError, UnknownName
 from labkit.patterns.chooser import load_table, rank
-from labkit.patterns.interview import unresolved
+from labkit.patterns.course_links import unresolved
 
 TABLE = load_table()
 ROWS = {row.slug: row for row in TABLE.rows}

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 import labkit
 from labkit.core.errors import BadParameter, LabError
+from labkit.core.paths import project_root
 from labkit.patterns import interview
+from labkit.patterns.course_links import unresolved
 from labkit.patterns.grading import MAX_ANSWER_CHARS, clean_answer, grade_text, words
 from labkit.patterns.interview import (
     all_questions,
@@ -266,7 +268,7 @@ CHAPTERS = {
 
 @pytest.mark.parametrize("topic", CHAPTERS)
 def test_each_pattern_notebook_points_its_interview_section_to_the_bank(topic):
-    path = interview.project_root() / "notebooks" / f"{CHAPTERS[topic]}.ipynb"
+    path = project_root() / "notebooks" / f"{CHAPTERS[topic]}.ipynb"
     text = path.read_text(encoding="utf-8")
     assert f"the topic **{BANK[topic].title}**" in text
     assert "13_choosing_and_interview.ipynb#The-quiz" in text
@@ -276,14 +278,14 @@ def test_links_between_notebooks_resolve():
     """Markdown links from one notebook to another's heading (JupyterLab anchors)."""
     import re
 
-    root = interview.project_root()
+    root = project_root()
     found = []
     for path in sorted((root / "notebooks").rglob("*.ipynb")):
         for target, heading in re.findall(r"\(([\w./]+\.ipynb)#([\w-]+)\)", path.read_text()):
             link = (path.parent / target).resolve().relative_to(root).as_posix()
             found.append(f"{link}#{heading}")
     assert len(found) >= 7
-    assert interview.unresolved(found) == []
+    assert unresolved(found) == []
 
 
 @settings(max_examples=300, deadline=None)
