@@ -40,6 +40,12 @@ PAGES = [
         "Versions and security",
         ":material/lock:",
     ),
+    (
+        "Interview prep",
+        "app_pages/13_choosing_and_interview.py",
+        "Choosing and interview",
+        ":material/school:",
+    ),
 ]
 
 

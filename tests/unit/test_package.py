@@ -68,7 +68,7 @@ def _labkit_imports(path: Path) -> set[str]:
     return names
 
 
-LAYERS = ["core", "viz", "transport", "shop", "patterns", "scenarios"]
+LAYERS = ["core", "viz", "transport", "shop", "patterns", "scenarios", "exercises"]
 # what each layer may import from labkit (besides itself)
 ALLOWED = {
     "core": set(),
@@ -77,6 +77,7 @@ ALLOWED = {
     "shop": {"core"},
     "patterns": {"core", "transport"},
     "scenarios": {"core", "transport", "shop", "patterns"},
+    "exercises": {"core", "transport", "shop", "patterns", "scenarios"},
 }
 
 

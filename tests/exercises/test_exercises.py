@@ -1,0 +1,131 @@
+"""Each exercise: its check fails, helpfully, on the unmodified notebook, and passes on the
+reference solution.
+
+The unmodified code is read from the notebook cell tagged ``exercise`` (what a learner sees
+first), so this test breaks if the notebook and its check drift apart.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from labkit.exercises import EXERCISES, Report, breaker, gateway, poison_loop
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTIONS = Path(__file__).parent / "solutions"
+
+#: exercise -> (check, the name the learner defines, words the failing report must contain)
+CASES: dict[str, tuple[Any, str, list[str]]] = {
+    "poison_loop": (poison_loop.check, "handle", ["nack with requeue", "dead-letter queue"]),
+    "gateway": (gateway.check, "order_details", ["sum of the calls", "p-3 down", "degraded"]),
+    "breaker": (breaker.check, "settings", ["10% random failures", "closed only at 40"]),
+}
+
+
+def exercise_cell(name: str) -> dict[str, Any]:
+    """Run the notebook's ``exercise`` cell (after its import cell) and return its names."""
+    nb = json.loads((ROOT / EXERCISES[name][2]).read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    tagged = [c for c in code if "exercise" in c["metadata"].get("tags", [])]
+    assert len(tagged) == 1
+    namespace: dict[str, Any] = {}
+    for cell in code[: code.index(tagged[0]) + 1]:
+        exec("".join(cell["source"]), namespace)
+    return namespace
+
+
+def solution(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"solution_{name}", SOLUTIONS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_exercise_has_a_notebook_a_case_and_a_solution():
+    assert set(CASES) == set(EXERCISES)
+    for name, (_, _, notebook) in EXERCISES.items():
+        assert (ROOT / notebook).is_file()
+        assert (SOLUTIONS / f"{name}.py").is_file()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_unmodified_exercise_fails_with_a_helpful_message(name):
+    check, defined, expected = CASES[name]
+    report: Report = check(exercise_cell(name)[defined])
+    assert not report.passed
+    text = str(report)
+    for words in expected:
+        assert words in text, text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_the_reference_solution_passes(name):
+    check, defined, _ = CASES[name]
+    report: Report = check(getattr(solution(name), defined))
+    assert report.passed, str(report)
+    assert "all checks pass" in str(report)
+
+
+def test_a_queue_consumer_that_never_acks_is_told_the_queue_stalled():
+    async def forgets(delivery, inventory):
+        inventory.apply(delivery.message.id, delivery.message.json()["items"], idempotent=True)
+
+    report = poison_loop.check(forgets)
+    assert report.problems == [
+        "only 0 of 17 good orders were acknowledged, so the queue stalled; "
+        "call await delivery.ack() once the order is applied."
+    ]
+
+
+def test_a_handler_that_raises_on_poison_is_told_what_it_raised():
+    async def careless(delivery, inventory):
+        order = delivery.message.json()
+        inventory.apply(delivery.message.id, order["items"], idempotent=True)
+        await delivery.ack()
+
+    report = poison_loop.check(careless)
+    assert report.facts["good_acked"] == 17
+    assert len(report.problems) == 3
+    assert all(p.startswith("your handler raised BadMessage: message ") for p in report.problems)
+
+
+def test_a_gateway_that_is_concurrent_but_fails_whole_is_told_only_that():
+    async def concurrent_only(fetch, order_id):
+        import asyncio
+
+        order = await fetch("order", f"/orders/{order_id}")
+        user, *products = await asyncio.gather(
+            fetch("user", f"/users/{order['user_id']}"),
+            *(fetch("product", f"/products/{i['product_id']}") for i in order["items"]),
+        )
+        return {"order": order, "user": user, "items": products, "degraded": []}
+
+    report = gateway.check(concurrent_only)
+    assert len(report.problems) == 1 and "p-3 down the whole answer failed" in report.problems[0]
+    assert report.facts["healthy"]["latency_ms"] == 60.0
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda d, i: None, "async function"),
+        ("not a function", "async function"),
+    ],
+)
+def test_code_of_the_wrong_shape_gets_one_sentence(bad, message):
+    assert message in poison_loop.check(bad).problems[0]
+    assert message in gateway.check(bad).problems[0]
+
+
+def test_breaker_settings_that_are_not_settings_are_named():
+    assert "colour: not a breaker setting" in breaker.check({"colour": "red"}).problems[0]
+    assert "fail_max=0" in breaker.check({"fail_max": 0}).problems[0]
+    assert "must be a dict" in breaker.check(["fail_max"]).problems[0]
