@@ -32,6 +32,13 @@ def chart_titled(at: AppTest, start: str, index: int = 0) -> dict[str, Any]:
     return found[index]
 
 
+def widget(elements: Any, label: str) -> Any:
+    """The element labelled ``label`` among ``elements`` (e.g. ``at.slider``)."""
+    found = [w for w in elements if w.label == label]
+    assert found, f"no widget {label!r}"
+    return found[0]
+
+
 def button(at: AppTest, label: str) -> Any:
     found = [b for b in at.button if b.label == label]
     assert found, f"no button {label!r}"

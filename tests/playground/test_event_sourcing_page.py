@@ -4,27 +4,12 @@ the time-travel slider and its step buttons, the two-writers race, and the exper
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
+from page_reading import click, metrics, widget
+
 PAGE = "app_pages/07_event_sourcing.py"
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def widget(elements: Any, label: str) -> Any:
-    found = [w for w in elements if w.label == label]
-    assert found, f"no widget {label!r}"
-    return found[0]
-
-
-def click(at: AppTest, label: str) -> AppTest:
-    widget(at.button, label).click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def log_rows(at: AppTest) -> int:

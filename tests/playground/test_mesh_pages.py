@@ -6,27 +6,17 @@ error of a bad value and the traffic chart are read back after each edit.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
 from labkit.core.paths import data_dir
 
+from page_reading import chart_titled, metrics
+
 MESH = "app_pages/03_service_mesh.py"
 DISC = "app_pages/10_service_discovery.py"
 FIXED = (data_dir() / "mesh" / "fixed.yaml").read_text()
-
-
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
-
-
-def chart_titled(at: AppTest, start: str) -> dict[str, Any]:
-    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    found = [f for f in figures if f["layout"].get("title", {}).get("text", "").startswith(start)]
-    assert found, f"no chart titled {start!r}"
-    return found[0]
 
 
 def bars(figure: dict[str, Any]) -> dict[str, dict[str, int]]:
