@@ -17,7 +17,15 @@ import pytest
 from labkit.core.clock import LoopClock, run_on_fresh_loop
 from labkit.core.errors import BadParameter, LabError, UnknownName
 from labkit.core.timeline import Timeline
-from labkit.transport.brokers import BadMessage, Broker, Delivery, QueueSpec, make_broker
+from labkit.transport.brokers import (
+    BadMessage,
+    Broker,
+    Delivery,
+    NoResponders,
+    QueueSpec,
+    RequestTimeout,
+    make_broker,
+)
 
 WAIT = 15.0  # seconds before a missing delivery fails the test (virtual time for memory)
 
@@ -286,6 +294,44 @@ class BrokerContract:
             return got
 
         assert self.run(scenario) == [1, 3]
+
+    # -- request-reply ---------------------------------------------------------------------------
+    def test_request_reply_answers_once_and_fails_clearly_without_or_with_a_slow_responder(
+        self,
+    ) -> None:
+        async def scenario(broker: Broker, name: Callable[[str], str]) -> Any:
+            with pytest.raises(NoResponders, match=r"users\.lookup"):
+                await broker.request("users.lookup", {"id": "u-1"}, timeout_s=2)
+            answered: list[str] = []
+
+            async def lookup(message: Any) -> dict[str, Any]:
+                answered.append(message.json()["id"])
+                return {"id": message.json()["id"], "name": "Ada"}
+
+            async def stuck(message: Any) -> dict[str, Any]:
+                raise RuntimeError("the database is down")
+
+            responders = [await broker.respond("users.*", lookup) for _ in range(2)]
+            queue = name("events")
+            await broker.declare(QueueSpec(queue, ("users.lookup",)))
+            replies = [
+                (await broker.request("users.lookup", {"id": f"u-{n}"}, timeout_s=5)).json()
+                for n in range(4)
+            ]
+            depth = await broker.depth(queue)  # requests are not events: the queue saw none
+            for r in responders:
+                await r.unsubscribe()
+            await broker.respond("users.slow", stuck)
+            with pytest.raises(RequestTimeout, match=r"users\.slow"):
+                await broker.request("users.slow", {}, timeout_s=0.3)
+            with pytest.raises(BadParameter, match="timeout_s"):
+                await broker.request("users.lookup", {}, timeout_s=0)
+            return replies, sorted(answered), depth
+
+        replies, answered, depth = self.run(scenario)
+        assert replies == [{"id": f"u-{n}", "name": "Ada"} for n in range(4)]
+        assert answered == ["u-0", "u-1", "u-2", "u-3"]  # each request answered exactly once
+        assert depth == 0
 
     # -- replay from the log ---------------------------------------------------------------------
     def test_history_replays_from_a_sequence_or_a_time_and_refuses_bad_requests(self) -> None:

@@ -15,6 +15,11 @@ Words, as the lab uses them:
   record saying why: ``rejected``, ``delivery_limit`` or ``expired``.
 * a **subscription** (core pub/sub) receives what is published while it is there, and nothing
   that was published while it was away.
+* a **request** expects one answer: :meth:`Broker.request` waits for a **responder**
+  (:meth:`Broker.respond`) on the subject, like an HTTP call that goes through the broker;
+  with nobody listening it fails at once, with a slow responder it times out.
+* the **history** of a broker that keeps a log (memory, a JetStream stream) can be read again
+  from a sequence number or a time.
 
 Every backend implements :class:`Broker`; the contract tests in ``tests/contract`` run the
 same checks against each one.
@@ -42,6 +47,14 @@ DEATH_REASONS = ("rejected", "delivery_limit", "expired")
 
 class BrokerUnavailable(LabError):
     """The chosen broker does not answer; the message says where it looked."""
+
+
+class NoResponders(LabError):
+    """A request found no service listening on its subject (NATS says so at once)."""
+
+
+class RequestTimeout(LabError):
+    """A request got no reply in time: the responder is slow, stuck or failed."""
 
 
 class BadMessage(LabError):
@@ -218,6 +231,17 @@ class Delivery(ABC):
 
 Handler = Callable[[Delivery], Awaitable[None]]
 
+#: A responder turns a request into the body of its reply.
+Responder = Callable[[Message], Awaitable[bytes | str | Mapping[str, Any] | list[Any]]]
+
+REQUEST_ID_HEADER = "x-labkit-request-id"  # on a reply: the id of the request it answers
+
+
+def check_request(subject: str, timeout_s: float) -> None:
+    check_subject(subject)
+    if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or timeout_s <= 0:
+        raise BadParameter("timeout_s", timeout_s, "must be a number of seconds above 0")
+
 
 class Consumer(ABC):
     """A running consumer of one queue."""
@@ -286,6 +310,27 @@ class Broker(ABC):
     @abstractmethod
     async def replay_dead_letters(self, queue: str) -> int:
         """Move every dead letter of ``queue`` back into it; returns how many."""
+
+    @abstractmethod
+    async def request(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 2.0,
+    ) -> Message:
+        """Request-reply: send ``body`` to whichever responder listens on ``subject`` and wait
+        for its answer. One responder answers even when several listen (they share the work,
+        like a NATS queue group or competing consumers of one RabbitMQ queue). Raises
+        :class:`NoResponders` when nobody listens and :class:`RequestTimeout` when no answer
+        comes within ``timeout_s``. Requests travel apart from published events: a queue bound
+        to the same subject never sees them."""
+
+    @abstractmethod
+    async def respond(self, pattern: str, responder: Responder) -> Subscription:
+        """Answer every request on subjects matching ``pattern`` with ``responder``'s result.
+        A responder that raises sends no answer: its caller times out, as over a network."""
 
     async def history(
         self, pattern: str = "#", *, from_seq: int = 1, since: float | None = None

@@ -33,6 +33,7 @@ from labkit.core.clock import Clock, ManualClock
 from labkit.core.errors import BadParameter, UnknownName
 from labkit.core.timeline import Timeline
 from labkit.transport.brokers.base import (
+    REQUEST_ID_HEADER,
     Broker,
     Consumer,
     DeadLetter,
@@ -40,9 +41,13 @@ from labkit.transport.brokers.base import (
     Handler,
     LogEntry,
     Message,
+    NoResponders,
     QueueSpec,
+    RequestTimeout,
+    Responder,
     Subscription,
     check_history_request,
+    check_request,
     check_subject,
     encode_body,
     subject_matches,
@@ -241,6 +246,15 @@ class _MemorySubscription(Subscription):
             self.broker._subscriptions.remove(self)
 
 
+class _MemoryResponder(Subscription):
+    def __init__(self, broker: MemoryBroker, pattern: str, responder: Responder) -> None:
+        self.broker, self.pattern, self.responder = broker, pattern, responder
+
+    async def unsubscribe(self) -> None:
+        if self in self.broker._responders:
+            self.broker._responders.remove(self)
+
+
 class MemoryBroker(Broker):
     """The in-process broker (see the module docstring for what it models)."""
 
@@ -253,6 +267,8 @@ class MemoryBroker(Broker):
         self.clock = clock if clock is not None else timeline.clock
         self._queues: dict[str, _Queue] = {}
         self._subscriptions: list[_MemorySubscription] = []
+        self._responders: list[_MemoryResponder] = []
+        self._next_responder = 0
         self._tags = itertools.count(1)
         self._consumer_ids = itertools.count(1)
         self._message_ids = itertools.count(1)  # deterministic ids: same seed, same run
@@ -349,6 +365,57 @@ class MemoryBroker(Broker):
         sub = _MemorySubscription(self, pattern, handler)
         self._subscriptions.append(sub)
         return sub
+
+    async def respond(self, pattern: str, responder: Responder) -> Subscription:
+        check_subject(pattern, pattern=True)
+        answering = _MemoryResponder(self, pattern, responder)
+        self._responders.append(answering)
+        return answering
+
+    async def request(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 2.0,
+    ) -> Message:
+        check_request(subject, timeout_s)
+        message = Message(
+            f"r{next(self._message_ids)}", subject, encode_body(body), dict(headers or {})
+        )
+        listening = [r for r in self._responders if subject_matches(r.pattern, subject)]
+        self._record("requester", "request.sent", id=message.id, subject=subject)
+        if not listening:
+            self._record("requester", "request.no_responders", id=message.id, subject=subject)
+            raise NoResponders(f"no responder listens on {subject!r}")
+        chosen = listening[self._next_responder % len(listening)]  # they share the work
+        self._next_responder += 1
+        try:
+            async with asyncio.timeout(timeout_s):
+                try:
+                    answer = await chosen.responder(message)
+                except Exception as exc:  # a failed responder sends nothing back
+                    self._record(
+                        "responder",
+                        "responder.error",
+                        id=message.id,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+                    await asyncio.get_running_loop().create_future()  # until the timeout
+        except TimeoutError:
+            self._record("requester", "request.timed_out", id=message.id, subject=subject)
+            raise RequestTimeout(
+                f"no reply on {subject!r} within {timeout_s:g} s (request {message.id})"
+            ) from None
+        reply = Message(
+            f"r{next(self._message_ids)}",
+            f"_INBOX.{message.id}",
+            encode_body(answer),
+            {REQUEST_ID_HEADER: message.id},
+        )
+        self._record("requester", "reply.received", id=message.id, bytes=len(reply.body))
+        return reply
 
     async def depth(self, queue: str) -> int:
         return len(self._queue(queue).ready)

@@ -126,6 +126,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from labkit.core.errors import BadParameter, UnknownName
 from labkit.transport.brokers.base import (
+    REQUEST_ID_HEADER,
     BrokerUnavailable,
     Consumer,
     DeadLetter,
@@ -133,9 +134,13 @@ from labkit.transport.brokers.base import (
     LogEntry,
     Message,
     NetworkBroker,
+    NoResponders,
     QueueSpec,
+    RequestTimeout,
+    Responder,
     Subscription,
     check_history_request,
+    check_request,
     check_subject,
     encode_body,
     new_message_id,
@@ -162,6 +167,10 @@ from labkit.transport.brokers.nats_names import (
 
 
 # -- the broker --------------------------------------------------------------------------------
+async def _no_handler(message: Message) -> None:
+    """Responders answer in their own callback; their subscription holds no handler."""
+
+
 class NatsBroker(NetworkBroker):
     """The messaging protocol on NATS JetStream (see the module docstring for the mapping)."""
 
@@ -485,6 +494,74 @@ class NatsBroker(NetworkBroker):
             LogEntry(m.seq, m.at, self._message_from(m.subject, m.headers, m.data, ""))
             for m in stored
         ]
+
+    # -- request-reply (core NATS) -------------------------------------------------------------
+    def _rpc(self, subject: str) -> str:
+        """Requests live on ``labkit.ns.rpc.>``, a subject no stream captures: on a captured
+        subject JetStream itself would answer every request with its publish acknowledgement."""
+        return f"{self.root}.rpc.{subject}"
+
+    async def respond(self, pattern: str, responder: Responder) -> Subscription:
+        check_subject(pattern, pattern=True)
+        nc = self._conn()
+        answering = _NatsSubscription(self, pattern, _no_handler)
+        prefix = f"{self.root}.rpc."
+
+        async def on_request(msg: Msg) -> None:
+            message = self._message_from(
+                msg.subject.removeprefix(prefix), msg.headers, msg.data, ""
+            )
+            try:
+                answer = await responder(message)
+            except Exception as exc:  # no answer: the caller times out
+                self._record(
+                    "responder",
+                    "responder.error",
+                    id=message.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                return
+            with contextlib.suppress(*_GONE):
+                await nc.publish(msg.reply, encode_body(answer), headers={ID_HEADER: message.id})
+
+        for f in nats_filters(pattern):
+            # a queue group: several responders share the requests, one answers each
+            sub = nc.subscribe(self._rpc(f), queue="responders", cb=on_request)
+            answering.subs.append(await self._guard(sub, "refused a responder"))
+        self._subscriptions.add(answering)
+        return answering
+
+    async def request(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 2.0,
+    ) -> Message:
+        check_request(subject, timeout_s)
+        mid = new_message_id()
+        self._record("requester", "request.sent", id=mid, subject=subject)
+        try:
+            msg = await self._conn().request(
+                self._rpc(subject),
+                encode_body(body),
+                timeout=timeout_s,
+                headers={**(headers or {}), ID_HEADER: mid},
+            )
+        except nats.errors.NoRespondersError:
+            self._record("requester", "request.no_responders", id=mid, subject=subject)
+            raise NoResponders(f"no responder listens on {subject!r} (NATS)") from None
+        except nats.errors.TimeoutError:
+            self._record("requester", "request.timed_out", id=mid, subject=subject)
+            raise RequestTimeout(
+                f"no reply on {subject!r} within {timeout_s:g} s (request {mid})"
+            ) from None
+        except _GONE as exc:
+            raise self._unavailable("did not carry the request", exc) from None
+        reply = Message(new_message_id(), msg.subject, msg.data, {REQUEST_ID_HEADER: mid})
+        self._record("requester", "reply.received", id=mid, bytes=len(reply.body))
+        return reply
 
     async def depth(self, queue: str) -> int:
         spec = await self._spec(queue)

@@ -116,6 +116,7 @@ from labkit.transport.brokers.base import (
     Message,
     NetworkBroker,
     QueueSpec,
+    Responder,
     Subscription,
     check_subject,
     encode_body,
@@ -137,6 +138,7 @@ from labkit.transport.brokers.rabbitmq_names import (
     _user_headers,
     amqp_pattern,
 )
+from labkit.transport.brokers.rabbitmq_rpc import RabbitRpc
 
 
 class RabbitBroker(NetworkBroker):
@@ -172,6 +174,7 @@ class RabbitBroker(NetworkBroker):
         self._deliveries: dict[tuple[str, str], int] = {}
         self._reject_reasons: dict[tuple[str, str], str] = {}
         self._deaths_recorded: set[tuple[Any, ...]] = set()
+        self._rpc = RabbitRpc(self)
 
     # -- names -----------------------------------------------------------------------------------
     def queue_name(self, queue: str) -> str:
@@ -261,6 +264,7 @@ class RabbitBroker(NetworkBroker):
             await consumer.stop()
         for sub in list(self._subscriptions):
             await sub.unsubscribe()
+        await self._rpc.close()
         try:
             if self.cleanup and not self._connection.is_closed:
                 await self._delete_everything()
@@ -503,6 +507,20 @@ class RabbitBroker(NetworkBroker):
         await queue.consume(sub.on_message, no_ack=True)
         self._subscriptions.add(sub)
         return sub
+
+    # -- request-reply (see rabbitmq_rpc) --------------------------------------------------------
+    async def respond(self, pattern: str, responder: Responder) -> Subscription:
+        return await self._rpc.respond(pattern, responder)
+
+    async def request(
+        self,
+        subject: str,
+        body: bytes | str | Mapping[str, Any] | list[Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout_s: float = 2.0,
+    ) -> Message:
+        return await self._rpc.request(subject, body, headers=headers, timeout_s=timeout_s)
 
     async def depth(self, queue: str) -> int:
         await self._resolve(queue)
