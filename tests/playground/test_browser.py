@@ -139,3 +139,28 @@ def test_gateway_page_draws_its_charts(page, server, tmp_path: Path) -> None:  #
     shot = tmp_path / "gateway.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def _page_entries() -> list[tuple[str, str]]:
+    """(navigation label, page file) for every page in the app's PAGES list."""
+    import ast
+
+    tree = ast.parse((ROOT / "playground" / "app.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PAGES":
+            pages = ast.literal_eval(node.value)
+            return [(title, path) for _section, path, title, _icon in pages]
+    raise AssertionError("app.py has no PAGES list")
+
+
+def test_every_page_opens_in_the_browser_without_an_error(page, server) -> None:  # type: ignore[no-untyped-def]
+    """Open every page of the navigation by its address: each one finishes its script with a
+    title and no exception box."""
+    import re
+
+    for _title, path in _page_entries()[1:]:
+        url_path = re.sub(r"^\d+_", "", Path(path).stem)  # Streamlit's address for a page file
+        page.goto(f"{server}/{url_path}")
+        page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+        page.locator("h1").first.wait_for()
+        assert page.locator('[data-testid="stException"]').count() == 0, path
