@@ -25,6 +25,7 @@ PATTERNS: dict[str, str] = {
     "message_queue": "labkit.scenarios.message_queue",
     "outbox": "labkit.scenarios.outbox",
     "pubsub": "labkit.scenarios.pubsub",
+    "request_reply": "labkit.scenarios.request_reply",
     "tracing": "labkit.scenarios.tracing",
     "versioning": "labkit.scenarios.versioning",
     "jwt": "labkit.scenarios.jwt",
