@@ -6,6 +6,8 @@ import streamlit as st
 
 from labkit.transport.probe import broker_statuses
 
+from course import BLURBS, PAGES
+
 BROKERS = ("memory", "nats", "rabbitmq")
 BROKER_NAMES = {"nats": "NATS", "rabbitmq": "RabbitMQ"}
 
@@ -38,6 +40,17 @@ with right.container(border=True):
         "Start from the preset *One product down, whole page down*, then switch to "
         "*page still up*. Compare the **sequential** staircase with the **concurrent** fan-out."
     )
+
+st.header("The course")
+sections: dict[str, list[tuple[str, str, str]]] = {}
+for section, path, title, icon in PAGES[1:]:
+    sections.setdefault(section, []).append((path, title, icon))
+for section, pages in sections.items():
+    st.markdown(f"**{section}**")
+    for path, title, icon in pages:
+        link, blurb = st.columns([1, 3])
+        link.page_link(path, label=title, icon=icon)
+        blurb.caption(BLURBS.get(path, ""))
 
 st.header("Backends")
 st.success(

@@ -142,15 +142,15 @@ def test_gateway_page_draws_its_charts(page, server, tmp_path: Path) -> None:  #
 
 
 def _page_entries() -> list[tuple[str, str]]:
-    """(navigation label, page file) for every page in the app's PAGES list."""
+    """(navigation label, page file) for every page in the course's PAGES list."""
     import ast
 
-    tree = ast.parse((ROOT / "playground" / "app.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "playground" / "course.py").read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "PAGES":
             pages = ast.literal_eval(node.value)
             return [(title, path) for _section, path, title, _icon in pages]
-    raise AssertionError("app.py has no PAGES list")
+    raise AssertionError("course.py has no PAGES list")
 
 
 def test_every_page_opens_in_the_browser_without_an_error(page, server) -> None:  # type: ignore[no-untyped-def]

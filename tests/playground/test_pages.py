@@ -7,6 +7,7 @@ each chart and the ``labkit run`` command, and check that moving a control chang
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -302,3 +303,14 @@ def test_cli_command_only_spells_out_changes() -> None:
         "labkit run request_response --param 'user_id=u 9' --param latency_ms=12.5 "
         "--param down=true --seed 3 --backend live"
     )
+
+
+def test_home_lists_every_chapter_with_a_line_on_it(open_page) -> None:
+    from course import BLURBS, PAGES
+
+    at = open_page()
+    links = {link.proto.page for link in at.get("page_link")}  # pages by their address
+    for _section, path, _title, _icon in PAGES[1:]:
+        address = re.sub(r"^\d+_", "", Path(path).stem)
+        assert address in links, path
+        assert BLURBS.get(path), f"{path} has no line on the home page"
