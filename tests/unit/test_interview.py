@@ -40,6 +40,8 @@ PATTERN_TOPICS = (
     "event_sourcing",
     "cqrs",
     "versioning_security",
+    "service_discovery",
+    "observability",
 )
 
 
