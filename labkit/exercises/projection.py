@@ -131,16 +131,24 @@ def _wrong_rows(view: dict[str, Any], truth: dict[str, Any]) -> list[str]:
 
 
 def _differing_fields(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """The fields that differ between two views, over every key (orders and anything else)."""
     names: set[str] = set()
-    for oid in set(a) | set(b):
-        row_a, row_b = a.get(oid) or {}, b.get(oid) or {}
-        names |= {k for k in set(row_a) | set(row_b) if row_a.get(k) != row_b.get(k)}
+    for key in set(a) | set(b):
+        row_a, row_b = a.get(key), b.get(key)
+        if isinstance(row_a, dict) and isinstance(row_b, dict):
+            names |= {k for k in set(row_a) | set(row_b) if row_a.get(k) != row_b.get(k)}
+        elif row_a != row_b:
+            names.add(str(key))
     return sorted(names)
 
 
 def _example(a: dict[str, Any], b: dict[str, Any], name: str) -> str:
-    def value(view: dict[str, Any], oid: str) -> Any:
-        return (view.get(oid) or {}).get(name)
+    def value(view: dict[str, Any], key: str) -> Any:
+        row = view.get(key)
+        return row.get(name) if isinstance(row, dict) else None
 
-    oid = next(o for o in sorted(set(a) | set(b)) if value(a, o) != value(b, o))
+    keys = sorted(k for k in set(a) | set(b) if isinstance(k, str))
+    oid = next((k for k in keys if value(a, k) != value(b, k)), None)
+    if oid is None:
+        return f"{name} itself differs"
     return f"order {oid}: {value(a, oid)!r} live, {value(b, oid)!r} rebuilt"

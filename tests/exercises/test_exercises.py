@@ -238,3 +238,22 @@ def test_a_verifier_that_refuses_everything_is_told_the_good_token_was_refused()
         "the good token was refused (PermissionError: no). It is signed by "
         "https://auth.shop.local with RS256 for audience 'orders'."
     ]
+
+
+def test_a_projection_that_keeps_its_seen_positions_in_the_view_passes():
+    def by_position(view, event):
+        seen = view.setdefault("_seen", set())
+        if event.position in seen:
+            return
+        seen.add(event.position)
+        oid = event.stream.removeprefix("order-")
+        if event.type == "OrderCreated":
+            view[oid] = {"user_id": event.data["user_id"], "status": "created", "total": 0.0}
+        elif event.type == "OrderItemAdded":
+            d = event.data
+            view[oid]["total"] = round(view[oid]["total"] + d["quantity"] * d["unit_price"], 2)
+        else:
+            view[oid]["status"] = event.data["status"]
+
+    report = projection.check(by_position)
+    assert report.passed, str(report)
