@@ -290,6 +290,12 @@ CHAPTERS = {
     "message_queue": "05_message_queue",
     "pubsub": "06_pubsub",
     "resilience": "09_resilience",
+    "service_mesh": "03_service_mesh",
+    "event_sourcing": "07_event_sourcing",
+    "cqrs": "08_cqrs",
+    "service_discovery": "10_service_discovery",
+    "observability": "11_observability",
+    "versioning_security": "12_versioning_and_security",
 }
 
 
