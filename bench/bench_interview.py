@@ -25,7 +25,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labkit.exercises import breaker, gateway, poison_loop  # noqa: E402
+from labkit.exercises import (  # noqa: E402
+    breaker,
+    forged_jwt,
+    gateway,
+    mesh_route,
+    poison_loop,
+    projection,
+)
 from labkit.patterns import interview  # noqa: E402
 from labkit.patterns.chooser import load_table, rank  # noqa: E402
 from labkit.patterns.grading import MAX_ANSWER_CHARS  # noqa: E402
@@ -84,6 +91,9 @@ def main() -> None:
         "poison_loop": (poison_loop.check, "handle"),
         "gateway": (gateway.check, "order_details"),
         "breaker": (breaker.check, "settings"),
+        "mesh_route": (mesh_route.check, "my_yaml"),
+        "projection": (projection.check, "project"),
+        "forged_jwt": (forged_jwt.check, "verify"),
     }
     checks: dict[str, object] = {
         # the first check in a process pays for imports (sqlite_utils, brokers, httpx)

@@ -56,4 +56,11 @@ EXERCISES: dict[str, tuple[str, int, str]] = {
         20,
         "notebooks/exercises/breaker.ipynb",
     ),
+    "mesh_route": ("Fix the unreachable mesh route", 15, "notebooks/exercises/mesh_route.ipynb"),
+    "projection": (
+        "Write a projection that rebuilds to the same read model",
+        25,
+        "notebooks/exercises/projection.ipynb",
+    ),
+    "forged_jwt": ("Reject the forged JWT", 20, "notebooks/exercises/forged_jwt.ipynb"),
 }

@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 
-from labkit.exercises import EXERCISES, Report, breaker, gateway, poison_loop
+from labkit.exercises import (
+    EXERCISES,
+    Report,
+    breaker,
+    forged_jwt,
+    gateway,
+    mesh_route,
+    poison_loop,
+    projection,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS = Path(__file__).parent / "solutions"
@@ -25,6 +34,21 @@ CASES: dict[str, tuple[Any, str, list[str]]] = {
     "poison_loop": (poison_loop.check, "handle", ["nack with requeue", "dead-letter queue"]),
     "gateway": (gateway.check, "order_details", ["sum of the calls", "p-3 down", "degraded"]),
     "breaker": (breaker.check, "settings", ["10% random failures", "closed only at 40"]),
+    "mesh_route": (
+        mesh_route.check,
+        "my_yaml",
+        ["spec.http[1] is never reached", "only 9 of 100 beta testers", "beta-tester route first"],
+    ),
+    "projection": (
+        projection.check,
+        "project",
+        ["disagree on updated_at", "event.created_at", "delivered twice", "event.version"],
+    ),
+    "forged_jwt": (
+        forged_jwt.check,
+        "verify",
+        ["alg: none got in", "Wrong audience got in", "The allowlist", "are required"],
+    ),
 }
 
 
@@ -129,3 +153,107 @@ def test_breaker_settings_that_are_not_settings_are_named():
     assert "colour: not a breaker setting" in breaker.check({"colour": "red"}).problems[0]
     assert "fail_max=0" in breaker.check({"fail_max": 0}).problems[0]
     assert "must be a dict" in breaker.check(["fail_max"]).problems[0]
+
+
+SOLVED_MESH = solution("mesh_route").my_yaml
+
+
+def test_a_mesh_without_the_canary_split_is_told_requests_went_unanswered():
+    beta_only = SOLVED_MESH.split("  - route:")[0] + SOLVED_MESH[SOLVED_MESH.index("---") :]
+    report = mesh_route.check(beta_only)
+    assert report.facts["beta_testers"] == {"v2": 100}
+    assert len(report.problems) == 1 and "every request needs a route" in report.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("fixed", "must be the YAML text itself"),
+        (SOLVED_MESH.replace("weight: 90", "weight: 80"), "spec.http[1].route"),
+        (SOLVED_MESH.replace("weight: 10", "weight: 5").replace("weight: 90", "weight: 95"), ""),
+    ],
+)
+def test_mesh_yaml_that_is_not_a_fix_gets_one_sentence(bad, message):
+    report = mesh_route.check(bad)
+    if message:
+        assert len(report.problems) == 1 and message in report.problems[0]
+    else:  # 95/5 is still a canary of about 5%: within the 5-15% band
+        assert report.passed
+
+
+def test_a_deterministic_projection_that_counts_redeliveries_twice_is_told_only_that():
+    def counts_twice(view, event):
+        oid = event.stream.removeprefix("order-")
+        if event.type == "OrderCreated":
+            view.setdefault(oid, {"user_id": event.data["user_id"], "total": 0.0})
+            view[oid]["status"] = "created"
+        elif event.type == "OrderItemAdded":
+            d = event.data
+            view[oid]["total"] = round(view[oid]["total"] + d["quantity"] * d["unit_price"], 2)
+        else:
+            view[oid]["status"] = event.data["status"]
+
+    report = projection.check(counts_twice)
+    assert report.facts["redelivered"] == 22
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith("the live read model differs from the rebuild on total")
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (lambda view, event: None, "do not match the orders themselves"),
+        (lambda view, event: view[event.stream]["x"], "your projection raised KeyError"),
+        ("not a function", "plain function"),
+    ],
+)
+def test_a_projection_of_the_wrong_shape_gets_one_sentence(bad, message):
+    report = projection.check(bad)
+    assert len(report.problems) == 1 and message in report.problems[0]
+
+
+def test_a_verifier_without_aud_and_iss_is_told_exactly_which_tokens_got_in():
+    import jwt
+
+    def signature_only(token, keys):
+        return jwt.decode(
+            token, keys.auth_public_pem, algorithms=["RS256"], options={"verify_aud": False}
+        )
+
+    report = forged_jwt.check(signature_only)
+    assert [p.split(" got in")[0] for p in report.problems] == [
+        "Wrong audience",
+        "Wrong issuer",
+        "Missing claims (no exp)",
+    ]
+    assert report.facts["verdicts"]["good"] == "accepted"
+
+
+def test_a_verifier_that_refuses_everything_is_told_the_good_token_was_refused():
+    def paranoid(token, keys):
+        raise PermissionError("no")
+
+    report = forged_jwt.check(paranoid)
+    assert report.problems == [
+        "the good token was refused (PermissionError: no). It is signed by "
+        "https://auth.shop.local with RS256 for audience 'orders'."
+    ]
+
+
+def test_a_projection_that_keeps_its_seen_positions_in_the_view_passes():
+    def by_position(view, event):
+        seen = view.setdefault("_seen", set())
+        if event.position in seen:
+            return
+        seen.add(event.position)
+        oid = event.stream.removeprefix("order-")
+        if event.type == "OrderCreated":
+            view[oid] = {"user_id": event.data["user_id"], "status": "created", "total": 0.0}
+        elif event.type == "OrderItemAdded":
+            d = event.data
+            view[oid]["total"] = round(view[oid]["total"] + d["quantity"] * d["unit_price"], 2)
+        else:
+            view[oid]["status"] = event.data["status"]
+
+    report = projection.check(by_position)
+    assert report.passed, str(report)

@@ -148,3 +148,14 @@ def test_a_broken_question_file_is_one_error_line_not_a_traceback(open_page, mon
         assert "x.yaml: field 'questions' must be a non-empty list" in at.error[0].value
     finally:
         load_bank.cache_clear()
+
+
+def test_a_mesh_question_follows_the_yaml_the_learner_loads(page):
+    at = pick(page, "service_mesh", "mesh-lab-beta-v2")
+    at.text_input(key="interview.number.mesh-lab-beta-v2").input("100").run()
+    submit(at, "mesh-lab-beta-v2")
+    assert "You said 100; the run says 9." in shown(at)  # the syllabus' YAML: route never taken
+    at.text_input(key="service_mesh.config").input("fixed").run()
+    assert "--param config=fixed" in "".join(c.value for c in at.caption)
+    submit(at, "mesh-lab-beta-v2")
+    assert "**Right: 100.**" in shown(at)

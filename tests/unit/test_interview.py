@@ -40,6 +40,8 @@ PATTERN_TOPICS = (
     "event_sourcing",
     "cqrs",
     "versioning_security",
+    "service_discovery",
+    "observability",
 )
 
 
@@ -218,7 +220,7 @@ LAB = [q for q in QUESTIONS if q.kind == "lab"]
 
 
 def test_there_are_lab_questions_for_several_patterns():
-    assert len({q.lab.pattern for q in LAB}) >= 3
+    assert len({q.lab.pattern for q in LAB}) >= 10
 
 
 @pytest.mark.parametrize("q", LAB, ids=lambda q: q.id)
@@ -247,6 +249,31 @@ def test_a_lab_answer_follows_the_run_the_learner_made_not_a_constant():
     assert not check_lab_answer(q, short.summary["rejected"], long).correct
 
 
+#: a lab question of each later chapter -> a change the learner may make, and the answer it gives
+CHANGED_RUNS = {
+    "mesh-lab-beta-v2": ({"config": "fixed"}, 100),  # the route reordered: every beta tester
+    "obs-lab-page-ms": ({"pricing_connections": 4}, 50),  # one round of lookups, not four
+    "es-lab-conflicts": ({"writers": 2}, 6),
+    "disc-lab-failed-calls": ({"interval_s": 1.0}, 1),
+    "cqrs-lab-stale": ({"read_after_ms": 60.0}, 0),
+    "sec-lab-let-in": ({"require_aud": True}, 10),  # aud back: every attack refused again
+}
+
+
+@pytest.mark.parametrize("qid", CHANGED_RUNS)
+def test_a_later_chapters_lab_question_follows_the_changed_run(qid):
+    q = question(qid, BANK)
+    change, expected = CHANGED_RUNS[qid]
+    assert set(change) <= set(q.lab.vary)
+    default = labkit.run(q.lab.pattern, **q.lab.params)
+    changed = labkit.run(q.lab.pattern, **{**q.lab.params, **change})
+    old = interview.summary_value(default.summary, q.lab.answer)
+    assert old != expected
+    assert check_lab_answer(q, expected, changed).correct
+    verdict = check_lab_answer(q, old, changed)
+    assert not verdict.correct and verdict.expected == expected
+
+
 def test_a_lab_answer_that_is_not_a_number_is_refused():
     q = question("cb-lab-rejected", BANK)
     result = labkit.run("circuit_breaker", **q.lab.params)
@@ -263,6 +290,12 @@ CHAPTERS = {
     "message_queue": "05_message_queue",
     "pubsub": "06_pubsub",
     "resilience": "09_resilience",
+    "service_mesh": "03_service_mesh",
+    "event_sourcing": "07_event_sourcing",
+    "cqrs": "08_cqrs",
+    "service_discovery": "10_service_discovery",
+    "observability": "11_observability",
+    "versioning_security": "12_versioning_and_security",
 }
 
 
