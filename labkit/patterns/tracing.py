@@ -53,12 +53,16 @@ class Tracing:
         self.exporter = InMemorySpanExporter()
         self.timeline = timeline
         self._providers: dict[str, TracerProvider] = {}
+        self._tracers: dict[str, trace.Tracer] = {}
 
     def _ns(self) -> int:
         return round(self.clock.now() * 1e9)
 
     def tracer(self, service: str) -> trace.Tracer:
         """The tracer of ``service`` (its spans carry ``service.name``)."""
+        tracer = self._tracers.get(service)
+        if tracer is not None:  # get_tracer() builds a new tracer each time: keep one
+            return tracer
         if service not in self._providers:
             provider = TracerProvider(
                 resource=Resource.create({"service.name": service}), id_generator=self.ids
@@ -67,7 +71,8 @@ class Tracing:
             if self.timeline is not None:
                 provider.add_span_processor(_TimelineSpans(self.timeline, service))
             self._providers[service] = provider
-        return self._providers[service].get_tracer("labkit")
+        tracer = self._tracers[service] = self._providers[service].get_tracer("labkit")
+        return tracer
 
     @contextlib.contextmanager
     def span(
