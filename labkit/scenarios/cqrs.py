@@ -152,7 +152,9 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     namespace = ctx.broker_namespace("cq")
 
     async with make_broker(ctx.backend, timeline=tl, namespace=namespace) as broker:
-        await broker.declare(QueueSpec(QUEUE, (f"{subject_for('*')}",)))
+        # held messages wait up to one projection interval for their ack: give them room
+        ack_wait_s = max(30.0, 3 * p["projection_lag_ms"] / 1000)
+        await broker.declare(QueueSpec(QUEUE, (subject_for("*"),), ack_wait_s=ack_wait_s))
         consumer = await broker.consume(QUEUE, projector.on_delivery, prefetch=PREFETCH)
         link = FlakyPublish(broker.publish, p["publish_failure_share"], net_rng)
         relay = OutboxRelay(outbox, link) if outbox is not None else None
