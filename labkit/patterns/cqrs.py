@@ -16,6 +16,11 @@ applied again, once. (Storing the checkpoint separately would apply some events 
 some.) Because the projection runs after the command, a query right after a command may see
 the old data: that delay is the *projection lag*, and it is what "eventual consistency" means.
 
+Fed by messages instead of the log (see :mod:`labkit.patterns.cqrs_bus`), the projection may
+see an event twice (a redelivery, an outbox relay that published again after a crash). So it
+is **idempotent**: it notes each applied event's id in ``projected_events``, again in the same
+transaction, and skips an id it has seen. The checkpoint is then the highest position applied.
+
 A read model is disposable: :meth:`OrderProjection.rebuild` drops it and replays the log from
 position 0, and the result equals the incrementally built one row for row.
 """
@@ -62,6 +67,7 @@ class OrderProjection:
         self.timeline = timeline
         self.clock = clock
         self.crashes = 0
+        self.duplicates = 0
         self._lock = threading.RLock()
         self._create()
 
@@ -97,6 +103,9 @@ class OrderProjection:
             if_not_exists=True,
         )
         self.db["checkpoints"].create({"name": str, "position": int}, pk="name", if_not_exists=True)
+        self.db["projected_events"].create(
+            {"event_id": str, "position": int}, pk="event_id", if_not_exists=True
+        )
 
     # -- the subscription ------------------------------------------------------------------
 
@@ -110,13 +119,16 @@ class OrderProjection:
         return int(row[0]) if row else 0
 
     def apply_batch(self, events: Sequence[StoredEvent], *, crash_after: int | None = None) -> int:
-        """Apply ``events`` and move the checkpoint, in one transaction.
+        """Apply ``events`` and move the checkpoint, in one transaction; return how many applied.
 
-        ``crash_after=k`` simulates the process dying after k events of the batch: the
-        transaction rolls back, the checkpoint stays, and :class:`ProjectionCrash` is raised.
+        An event whose id was applied before is skipped (a duplicate delivery) and recorded as
+        ``effect.duplicate_suppressed``. ``crash_after=k`` simulates the process dying after k
+        events of the batch: the transaction rolls back, the checkpoint stays, and
+        :class:`ProjectionCrash` is raised.
         """
         if not events:
             return 0
+        skipped: list[StoredEvent] = []
         with self._lock:
             self.conn.execute("BEGIN")
             try:
@@ -125,10 +137,21 @@ class OrderProjection:
                         raise ProjectionCrash(
                             f"projection died after {i} of {len(events)} events of a batch"
                         )
+                    seen = self.conn.execute(
+                        "SELECT 1 FROM projected_events WHERE event_id = ?", (e.id,)
+                    ).fetchone()
+                    if seen:
+                        skipped.append(e)
+                        continue
                     self._apply(e)
+                    self.conn.execute(
+                        "INSERT INTO projected_events (event_id, position) VALUES (?, ?)",
+                        (e.id, e.position),
+                    )
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO checkpoints (name, position) VALUES (?, ?)",
-                    (self.name, events[-1].position),
+                    "INSERT INTO checkpoints (name, position) VALUES (?, ?) ON CONFLICT (name)"
+                    " DO UPDATE SET position = MAX(position, excluded.position)",
+                    (self.name, max(e.position for e in events)),
                 )
                 self.conn.execute("COMMIT")
             except BaseException as exc:
@@ -137,13 +160,16 @@ class OrderProjection:
                     self.crashes += 1
                     self._record("projection.crashed", at=events[0].position, detail=str(exc))
                 raise
+        self.duplicates += len(skipped)
+        for e in skipped:
+            self._record("effect.duplicate_suppressed", id=e.id, position=e.position)
         self._record(
             "projection.applied",
-            events=len(events),
+            events=len(events) - len(skipped),
             first=events[0].position,
-            checkpoint=events[-1].position,
+            checkpoint=self.checkpoint,
         )
-        return len(events)
+        return len(events) - len(skipped)
 
     def catch_up(
         self, store: EventStore, *, batch_size: int = 100, crash_after: int | None = None
@@ -167,7 +193,7 @@ class OrderProjection:
     def rebuild(self, store: EventStore, *, batch_size: int = 500) -> int:
         """Drop the read models and the checkpoint, then replay the whole log."""
         with self._lock:
-            for table in (*_TABLES, "checkpoints"):
+            for table in (*_TABLES, "checkpoints", "projected_events"):
                 self.db[table].drop(ignore=True)
             self._create()
         self._record("projection.rebuilt")

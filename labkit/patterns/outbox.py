@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 
 class Crash(Exception):
@@ -64,10 +64,18 @@ class OrderStore:
             self.db["outbox"].update(seq, {"sent": 1})
 
 
+class Outbox(Protocol):
+    """What the relay needs from an outbox: its pending rows, and a way to mark one sent."""
+
+    def pending(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def mark_sent(self, seq: int) -> None: ...
+
+
 class OutboxRelay:
     """Publishes pending outbox rows in order, then marks each one sent."""
 
-    def __init__(self, store: OrderStore, publish: Callable[..., Awaitable[str]]) -> None:
+    def __init__(self, store: Outbox, publish: Callable[..., Awaitable[str]]) -> None:
         self.store = store
         self.publish = publish
 

@@ -5,18 +5,27 @@ malformed) reaches the command side, which validates and appends events. Right a
 command the client reads the order back from the read model: if the projection has not caught
 up yet, the read is **stale**. The projection runs every ``projection_lag_ms``.
 
-``feed`` says how the read model hears about events:
+The events travel through the lab's broker (``memory``, ``nats`` or ``rabbitmq``): one message
+per event on ``orders.<event type>``, the event id as message id, into the durable queue
+``order_projection``. The projection consumes it and acks a message only once its event is
+applied (idempotently, by event id, in the transaction that moves the checkpoint).
 
-* ``bus`` (the syllabus): after saving, the command service publishes the events; when a
-  publish fails (``publish_failure_share``) it logs the error and carries on. The read model
-  never sees those events: it diverges from the write side for good.
-* ``store`` (the fix): the projection is a catch-up subscription on the event store itself,
-  with its checkpoint stored in the same transaction as each batch. Nothing can be missed.
-  (Publishing to other services safely is the outbox's job: ``labkit run outbox``.)
+``publish_failure_share`` of the publishes never reach the broker (a network blip), and
+``fix`` says what the lab does about it:
+
+* ``none`` (the syllabus): the command service logs the failed publish and carries on. The
+  read model never hears of that event: it diverges from the write side for good, and the
+  summary counts the orders it is missing.
+* ``project_from_store``: the messages are only nudges; the projection reads the events from
+  the store after its checkpoint (a catch-up subscription). A lost message costs nothing.
+* ``outbox``: each event and an outbox row are committed in one SQLite transaction; a relay
+  publishes the outbox and retries what failed. A relay that dies after publishing and before
+  marking the row sent (``relay_crash_share``) publishes it again: the idempotent projection
+  applies it once (``duplicates_suppressed``).
 
 ``crash_at`` kills the projection once in the middle of the batch holding that log position;
-it restarts from its checkpoint. The summary compares the read model with one rebuilt from the
-log, row for row.
+it restarts from its checkpoint and the broker delivers the unacked messages again. The
+summary compares the read model with one rebuilt from the log, row for row.
 """
 
 from __future__ import annotations
@@ -25,17 +34,33 @@ import asyncio
 import random
 from typing import Any
 
+from labkit.core.accounting import message_accounting
 from labkit.core.errors import LabError
 from labkit.core.params import Param
 from labkit.core.stats import latency_summary
-from labkit.patterns.cqrs import OrderProjection, ProjectionCrash
+from labkit.patterns.cqrs import OrderProjection
+from labkit.patterns.cqrs_bus import (
+    BusProjector,
+    EventOutbox,
+    FlakyPublish,
+    event_body,
+    subject_for,
+)
 from labkit.patterns.event_sourcing import TRANSITIONS, OrderRepository
-from labkit.patterns.event_store import EventStore, StoredEvent
+from labkit.patterns.event_store import EventStore
 from labkit.patterns.order_commands import OrderService
+from labkit.patterns.outbox import Crash, OutboxRelay
 from labkit.scenarios.base import RunContext
+from labkit.transport.brokers import BrokerUnavailable, QueueSpec, make_broker
 
 TITLE = "CQRS: read models, projection lag and the lost publish"
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "nats", "rabbitmq")
+FIXES = ("none", "project_from_store", "outbox")
+QUEUE = "order_projection"
+#: messages the projection may hold unacked between two runs (the consumer's prefetch)
+PREFETCH = 500
+#: how long a run on a real broker may take to settle before it is called stuck
+SETTLE_TIMEOUT_S = 60.0
 
 PARAMS = [
     Param("commands", 200, "commands sent to the write side", minimum=1, maximum=20000),
@@ -56,16 +81,24 @@ PARAMS = [
         unit="ms",
     ),
     Param(
-        "feed",
-        "store",
-        "where the read model gets events: the store (catch-up) or a bus "
-        "the command service publishes to",
-        choices=("store", "bus"),
+        "fix",
+        "project_from_store",
+        "none: the syllabus (a failed publish is logged and lost); project_from_store: "
+        "the projection reads the store, messages only nudge it; outbox: event and outbox "
+        "row in one transaction, a relay publishes",
+        choices=FIXES,
     ),
     Param(
         "publish_failure_share",
         0.0,
-        "bus: share of publishes that fail (logged, ignored)",
+        "share of publishes that never reach the broker (a network blip)",
+        minimum=0,
+        maximum=1,
+    ),
+    Param(
+        "relay_crash_share",
+        0.0,
+        "outbox: share of rows after which the relay dies before marking them sent",
         minimum=0,
         maximum=1,
     ),
@@ -91,23 +124,49 @@ PARAMS = [
 ]
 
 _PRICES = (2.5, 9.99, 20.0, 45.0)
+#: the relay retries a pending row this long after a failed publish
+RELAY_RETRY_MS = 10.0
+#: rounds the relay gets after the last command to empty the outbox before it gives up
+_RELAY_ROUNDS = 200
 
 
 async def main(ctx: RunContext) -> dict[str, Any]:
     p, tl = ctx.params, ctx.timeline
+    fix = p["fix"]
     rng = random.Random(ctx.seed)
+    net_rng = random.Random(ctx.seed + 1)  # the network's dice, apart from the commands'
     store = EventStore(timeline=tl, clock=tl.clock.now)
     svc = OrderService(OrderRepository(store))
+    outbox = EventOutbox(store) if fix == "outbox" else None
     projection = OrderProjection(timeline=tl)
-    bus: list[StoredEvent] = []
-    state: dict[str, Any] = {"done": False, "crash_at": p["crash_at"], "batches": 0}
-    counts = {"accepted": 0, "rejected": 0, "stale": 0, "fresh": 0, "publish_failed": 0}
+    projector = BusProjector(
+        projection,
+        batch_size=p["batch_size"],
+        store=store,
+        from_store=fix == "project_from_store",
+        timeline=tl,
+    )
+    state: dict[str, Any] = {"done": False, "commands_done": False, "crash_at": p["crash_at"]}
+    counts = {"accepted": 0, "rejected": 0, "stale": 0, "fresh": 0, "relay_crashes": 0}
     orders: list[str] = []
+    namespace = ctx.broker_namespace("cq")
 
-    async def projector() -> None:
-        while True:
-            await asyncio.sleep(p["projection_lag_ms"] / 1000)
-            _project_once(store, projection, bus, p, state)
+    async with make_broker(ctx.backend, timeline=tl, namespace=namespace) as broker:
+        # held messages wait up to one projection interval for their ack: give them room
+        ack_wait_s = max(30.0, 3 * p["projection_lag_ms"] / 1000)
+        await broker.declare(QueueSpec(QUEUE, (subject_for("*"),), ack_wait_s=ack_wait_s))
+        consumer = await broker.consume(QUEUE, projector.on_delivery, prefetch=PREFETCH)
+        link = FlakyPublish(broker.publish, p["publish_failure_share"], net_rng)
+        relay = OutboxRelay(outbox, link) if outbox is not None else None
+
+        def settled() -> bool:
+            if projector.acked < link.sent:
+                return False
+            return not (fix == "project_from_store" and projection.lag(store))
+
+        async def project() -> None:
+            if await projector.run_once(crash_at=state["crash_at"]):
+                state["crash_at"] = 0  # once; the next run restarts from the checkpoint
             tl.record(
                 "projection",
                 "projection.polled",
@@ -115,49 +174,106 @@ async def main(ctx: RunContext) -> dict[str, Any]:
                 checkpoint=projection.checkpoint,
                 lag_events=projection.lag(store),
             )
-            if state["done"] and (not bus if p["feed"] == "bus" else projection.lag(store) == 0):
-                return
 
-    async def read_back(oid: str, version: int) -> None:
-        """The client's query after its command: stale if the projection is behind."""
-        if p["read_after_ms"]:
-            await asyncio.sleep(p["read_after_ms"] / 1000)
-        seen = projection.get_order(oid)
-        read_version = seen["version"] if seen else 0
-        fresh = read_version >= version
-        counts["fresh" if fresh else "stale"] += 1
-        kind = "query.fresh" if fresh else "query.stale"
-        tl.record("client", kind, order=oid, write_version=version, read_version=read_version)
+        async def projector_loop() -> None:
+            while True:
+                await asyncio.sleep(p["projection_lag_ms"] / 1000)
+                await project()
+                if state["done"] and settled():
+                    return
 
-    reads: list[asyncio.Task[None]] = []
-    task = asyncio.create_task(projector())
-    for n in range(p["commands"]):
-        await asyncio.sleep(rng.expovariate(1000 / p["command_interval_ms"]))
-        command = next_command(rng, orders, svc, p["bad_command_share"], n)
-        before = store.head()
-        try:
-            order = svc.handle(command)
-        except LabError as exc:
-            counts["rejected"] += 1
-            tl.record("command-side", "command.rejected", command=command["type"], error=str(exc))
-            assert store.head() == before, "a rejected command appended something"
-            continue
-        counts["accepted"] += 1
-        if command["type"] == "CreateOrder":
-            orders.append(order.order_id)
-        if p["feed"] == "bus":
-            for e in store.read_all(after=before):
-                if rng.random() < p["publish_failure_share"]:
-                    counts["publish_failed"] += 1
-                    tl.record("command-side", "publish.failed", position=e.position, type=e.type)
+        async def read_back(oid: str, version: int) -> None:
+            """The client's query after its command: stale if the projection is behind."""
+            if p["read_after_ms"]:
+                await asyncio.sleep(p["read_after_ms"] / 1000)
+            seen = projection.get_order(oid)
+            read_version = seen["version"] if seen else 0
+            fresh = read_version >= version
+            counts["fresh" if fresh else "stale"] += 1
+            kind = "query.fresh" if fresh else "query.stale"
+            tl.record("client", kind, order=oid, write_version=version, read_version=read_version)
+
+        async def run_relay() -> None:
+            assert relay is not None
+            try:
+                await relay.run_once(crash_after_publish=dies)
+            except BrokerUnavailable as exc:  # the row stays pending: the next run retries
+                tl.record("relay", "outbox.publish_failed", detail=str(exc))
+            except Crash as exc:
+                counts["relay_crashes"] += 1
+                tl.record("relay", "relay.crashed", detail=str(exc))
+
+        def dies(seq: int) -> bool:
+            return net_rng.random() < p["relay_crash_share"]
+
+        async def relay_loop() -> None:
+            """The relay wakes on each commit, and retries every few ms while rows wait."""
+            assert outbox is not None
+            rounds_after_done = 0
+            while True:
+                wake.clear()
+                await run_relay()
+                if state["commands_done"]:
+                    rounds_after_done += 1
+                    if not outbox.pending(limit=1) or rounds_after_done > _RELAY_ROUNDS:
+                        return
+                if outbox.pending(limit=1):
+                    await asyncio.sleep(RELAY_RETRY_MS / 1000)
                 else:
-                    bus.append(e)
-        reads.append(asyncio.create_task(read_back(order.order_id, order.version)))
-    await asyncio.gather(*reads)
-    state["done"] = True
-    await task
+                    await wake.wait()
+
+        wake = asyncio.Event()
+        relay_task = asyncio.create_task(relay_loop()) if relay is not None else None
+
+        reads: list[asyncio.Task[None]] = []
+        task = asyncio.create_task(projector_loop())
+        for n in range(p["commands"]):
+            await asyncio.sleep(rng.expovariate(1000 / p["command_interval_ms"]))
+            command = next_command(rng, orders, svc, p["bad_command_share"], n)
+            before = store.head()
+            try:
+                order = svc.handle(command)
+            except LabError as exc:
+                counts["rejected"] += 1
+                tl.record(
+                    "command-side", "command.rejected", command=command["type"], error=str(exc)
+                )
+                assert store.head() == before, "a rejected command appended something"
+                continue
+            counts["accepted"] += 1
+            if command["type"] == "CreateOrder":
+                orders.append(order.order_id)
+            if relay is not None:
+                wake.set()
+            else:
+                for e in store.read_all(after=before):
+                    try:
+                        await link(subject_for(e.type), event_body(e), message_id=e.id)
+                    except BrokerUnavailable as exc:  # the syllabus: log it and carry on
+                        tl.record(
+                            "command-side",
+                            "publish.failed",
+                            position=e.position,
+                            type=e.type,
+                            error=str(exc),
+                        )
+            reads.append(asyncio.create_task(read_back(order.order_id, order.version)))
+        state["commands_done"] = True
+        if relay_task is not None:
+            wake.set()
+            await relay_task
+        await asyncio.gather(*reads)
+        state["done"] = True
+        async with asyncio.timeout(None if ctx.virtual else SETTLE_TIMEOUT_S):
+            await task
+        await consumer.stop()
+        depth = await broker.depth(QUEUE)
 
     incremental = projection.dump()
+    written = {s.removeprefix("order-") for s in store.streams()}
+    missing = sorted(written - {r["order_id"] for r in incremental["order_view"]})
+    for oid in missing:
+        tl.record("projection", "order.missing", order=oid)
     rebuilt = OrderProjection()
     rebuilt.rebuild(store)
     diverged = _diverged(incremental, rebuilt.dump())
@@ -166,51 +282,28 @@ async def main(ctx: RunContext) -> dict[str, Any]:
     projection.rebuild(store)
     ctx.extras.update(store=store, projection=projection, service=svc)
     queries = counts["fresh"] + counts["stale"]
+    accounting = message_accounting(tl, still_queued=depth)
     return {
-        "feed": p["feed"],
+        "fix": fix,
+        "backend": ctx.backend,
         "commands": p["commands"],
         "accepted": counts["accepted"],
         "rejected": counts["rejected"],
         "events": store.head(),
-        "publish_failures": counts["publish_failed"],
+        **accounting,
+        "publish_failures": link.failures,
+        "relay_crashes": counts["relay_crashes"],
+        "outbox_pending": outbox.count(sent=False) if outbox is not None else 0,
+        "read_model_missing": len(missing),
         "stale_reads": counts["stale"],
         "stale_read_share": round(counts["stale"] / queries, 3) if queries else 0.0,
-        "visible_after_ms": _visibility(tl),
-        "projection_batches": state["batches"],
+        "visible_after_ms": _visibility(tl, lost=fix == "none"),
+        "projection_batches": projector.batches,
         "projection_crashes": projection.crashes,
         "diverged_orders": len(diverged),
         "rebuild_equals_incremental": not diverged,
         "diverged_after_rebuild": len(_diverged(projection.dump(), rebuilt.dump())),
     }
-
-
-def _project_once(
-    store: EventStore,
-    projection: OrderProjection,
-    bus: list[StoredEvent],
-    p: dict[str, Any],
-    state: dict[str, Any],
-) -> None:
-    """One run of the projection: catch up from the store, or drain the bus."""
-    while True:
-        if p["feed"] == "store":
-            batch = store.read_all(after=projection.checkpoint, limit=p["batch_size"])
-        else:
-            batch = bus[: p["batch_size"]]
-        if not batch:
-            return
-        crash_after = None
-        at = state["crash_at"]
-        if at and batch[0].position <= at <= batch[-1].position:
-            crash_after = next(i for i, e in enumerate(batch) if e.position >= at)
-            state["crash_at"] = 0
-        try:
-            projection.apply_batch(batch, crash_after=crash_after)
-        except ProjectionCrash:
-            return  # restarts at the next poll, from the stored checkpoint
-        state["batches"] += 1
-        if p["feed"] == "bus":
-            del bus[: len(batch)]
 
 
 def next_command(
@@ -276,10 +369,13 @@ def _key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["order_id"],)
 
 
-def _visibility(tl: Any) -> dict[str, float]:
-    """How long after being appended each event became visible in the read model (ms)."""
+def _visibility(tl: Any, *, lost: bool) -> dict[str, float]:
+    """How long after being appended each event became visible in the read model (ms).
+
+    ``lost``: a failed publish is never retried, so its event is never visible (left out).
+    """
     appended = {r.fields["position"]: r.t for r in tl.of_kind("event.appended")}
-    for r in tl.of_kind("publish.failed"):  # never delivered: never visible
+    for r in tl.of_kind("publish.failed") if lost else ():
         appended.pop(r.fields["position"], None)
     waits = []
     for r in tl.of_kind("projection.applied"):

@@ -100,8 +100,23 @@ with read:
 # --- the experiment ----------------------------------------------------------------------------
 
 st.header("Experiment: eventual consistency and the lost publish")
+st.markdown(
+    "Here every event also goes through a message broker, as in the syllabus: one message per "
+    "event on `orders.<event type>`, into a durable queue the projection consumes and acks "
+    "after applying. A share of publishes never reach the broker (a network blip). With "
+    "**fix = none** the command service only logs that, as the syllabus does; "
+    "**project_from_store** reads the events from the store instead; **outbox** commits each "
+    "event with an outbox row and lets a relay publish and retry."
+)
+BACKEND_KEY = "cqrs.backend"
+RUN_ID_KEY = "cqrs.run_id"
+backend = controls.choose_backend(BACKEND_KEY, "Broker")
+if backend not in (None, "memory") and st.button(
+    "Run again", icon=":material/refresh:", help="real brokers run in real time"
+):
+    st.session_state[RUN_ID_KEY] = st.session_state.get(RUN_ID_KEY, 0) + 1
 controls.init_state(PATTERN)
-preset = controls.preset_picker(PATTERN, "Read right after, lost publish, the fix, a crash…")
+preset = controls.preset_picker(PATTERN, "Read right after, lost publish, the fixes, a crash…")
 with st.container(border=True):
     left, right = st.columns(2)
     controls.widget(PATTERN, "projection_lag_ms", label="The projection runs every (ms)",
@@ -110,29 +125,42 @@ with st.container(border=True):
                     ui_max=500, container=left)  # fmt: skip
     controls.widget(PATTERN, "crash_at", label="Projection crash at log position (0: never)",
                     ui_max=200, container=left)  # fmt: skip
-    controls.widget(PATTERN, "feed", label="The read model is fed from", container=right)
-    controls.widget(PATTERN, "publish_failure_share", label="Bus: share of publishes failing",
+    controls.widget(PATTERN, "fix", label="Fix for the lost publish", container=right)
+    controls.widget(PATTERN, "publish_failure_share", label="Share of publishes failing",
+                    container=right)  # fmt: skip
+    controls.widget(PATTERN, "relay_crash_share", label="Outbox: relay dies after a row (share)",
                     container=right)  # fmt: skip
     controls.widget(PATTERN, "commands", label="Commands", ui_max=1000, container=right)
 params = controls.values(PATTERN)
-result = controls.run(PATTERN, params)
+run_id = st.session_state.get(RUN_ID_KEY, 0)
+result = None if backend is None else controls.run(PATTERN, params, backend=backend, run_id=run_id)
 if result is not None:
     r = result.summary
-    m = st.columns(5)
+    m = st.columns(4)
     m[0].metric("Stale reads", f"{r['stale_reads']} ({r['stale_read_share']:.0%})")
     m[1].metric("Visible after (p50)", controls.fmt_ms(r["visible_after_ms"]["p50"]))
-    m[2].metric("Publishes lost", r["publish_failures"])
+    m[2].metric("Projection crashes", r["projection_crashes"])
+    m[3].metric("Duplicates suppressed", r["duplicates_suppressed"],
+                help="events delivered again and applied once (by event id)")  # fmt: skip
+    m = st.columns(4)
+    m[0].metric("Publishes failed", r["publish_failures"],
+                help="publishes that never reached the broker")  # fmt: skip
+    m[1].metric("Published", f"{r['published']} of {r['events']}",
+                help="events the broker received (each counted once)")  # fmt: skip
+    m[2].metric("Orders missing", r["read_model_missing"],
+                help="orders the write side has and the read model never heard of")  # fmt: skip
     m[3].metric("Orders diverged", r["diverged_orders"],
                 help="orders whose read-model rows differ from a rebuild from the log")  # fmt: skip
-    m[4].metric("Projection crashes", r["projection_crashes"])
     if r["diverged_orders"]:
         st.warning(
-            f"{r['publish_failures']} publishes failed and were only logged: "
-            f"{r['diverged_orders']} orders on the read side will never catch up. A rebuild "
-            f"from the store repairs them ({r['diverged_after_rebuild']} left after it); "
-            "feeding the projection from the store avoids the loss in the first place.",
+            f"{r['publish_failures']} publishes failed and were only logged; the broker lost "
+            f"none of the {r['published']} it received ({r['lost']} lost), yet "
+            f"{r['diverged_orders']} orders on the read side will never catch up "
+            f"({r['read_model_missing']} missing entirely). A rebuild from the store repairs "
+            f"them ({r['diverged_after_rebuild']} left after it); fix = project_from_store or "
+            "outbox avoids the loss in the first place.",
             icon=":material/sync_problem:",
         )
     st.plotly_chart(projection_lag(result), key="cqrs_lag")
-    st.code(controls.cli_command(PATTERN, params, preset=preset), language="bash",
-            wrap_lines=True)  # fmt: skip
+    st.code(controls.cli_command(PATTERN, params, backend=backend, preset=preset),
+            language="bash", wrap_lines=True)  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 PAGE = "app_pages/08_cqrs.py"
@@ -63,19 +64,59 @@ def test_crash_mid_batch_keeps_the_checkpoint_and_rebuild_matches(open_page) -> 
     assert order_view(at) == incremental
 
 
-def test_experiment_lost_publish_diverges_and_the_fix_does_not(open_page) -> None:
+def test_experiment_lost_publish_diverges_and_the_fixes_do_not(open_page) -> None:
     at = open_page(PAGE)
+    assert at.radio(key="cqrs.backend").value == "memory"
     assert metrics(at)["Stale reads"] == "190 (100%)"
     widget(at.slider, "The client reads back after (ms)").set_value(60).run()
     assert metrics(at)["Stale reads"] == "0 (0%)"
     at.selectbox(key="cqrs.preset").set_value("lost_publish").run()
     assert not at.exception, at.exception
     m = metrics(at)
-    assert int(m["Publishes lost"]) > 0 and int(m["Orders diverged"]) > 0
-    assert any("will never catch up" in w.value for w in at.warning)
+    assert int(m["Publishes failed"]) > 0 and int(m["Orders diverged"]) > 0
+    assert int(m["Orders missing"]) > 0
+    assert m["Published"] == f"{190 - int(m['Publishes failed'])} of 190"
+    assert any("will never catch up" in w.value and "(0 lost)" in w.value for w in at.warning)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["layout"]["title"]["text"].startswith("Projection lag")
     assert any("--preset lost_publish" in c.value for c in at.code)
     at.selectbox(key="cqrs.preset").set_value("project_from_store").run()
     m = metrics(at)
-    assert m["Orders diverged"] == "0" and m["Stale reads"] == "0 (0%)"
+    assert m["Orders diverged"] == m["Orders missing"] == "0" and m["Stale reads"] == "0 (0%)"
+    assert int(m["Publishes failed"]) > 0  # the same failures, and they no longer matter
+    at.selectbox(key="cqrs.preset").set_value("outbox").run()
+    m = metrics(at)
+    assert m["Published"] == "190 of 190" and int(m["Duplicates suppressed"]) > 0
+    assert m["Orders diverged"] == "0" and not at.warning
+
+
+def test_a_broker_that_does_not_answer_is_one_line(open_page, monkeypatch) -> None:
+    from labkit.transport.probe import BrokerStatus
+
+    def down(**_: Any) -> list[BrokerStatus]:
+        return [
+            BrokerStatus("NATS", "nats://127.0.0.1:1", False, "connection refused"),
+            BrokerStatus("RabbitMQ", "amqp://127.0.0.1:1", False, "connection refused"),
+        ]
+
+    monkeypatch.setattr("labkit.transport.probe.broker_statuses", down)
+    at = open_page(PAGE)
+    at.radio(key="cqrs.backend").set_value("nats").run()
+    assert not at.exception, at.exception
+    assert any("does not answer" in e.value or "refused" in e.value for e in at.error)
+    assert "Orders diverged" not in metrics(at)  # nothing ran
+    click(at, "Use the memory broker")
+    assert at.radio(key="cqrs.backend").value == "memory" and "Stale reads" in metrics(at)
+
+
+@pytest.mark.broker("nats")
+def test_the_experiment_runs_on_nats_with_the_same_loss(open_page) -> None:
+    at = open_page(PAGE)
+    at.selectbox(key="cqrs.preset").set_value("lost_publish").run()
+    on_memory = metrics(at)
+    at.radio(key="cqrs.backend").set_value("nats").run()
+    assert not at.exception, at.exception
+    on_nats = metrics(at)
+    for label in ("Publishes failed", "Published", "Orders missing", "Orders diverged"):
+        assert on_nats[label] == on_memory[label], label
+    assert any("--backend nats" in c.value for c in at.code)

@@ -121,13 +121,13 @@ def test_reads_right_after_a_command_are_stale_and_later_reads_are_right():
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_lost_publish_makes_the_read_model_diverge_and_the_store_feed_does_not(seed):
-    bus = labkit.run("cqrs", feed="bus", publish_failure_share=0.1, read_after_ms=100, seed=seed)
+    bus = labkit.run("cqrs", fix="none", publish_failure_share=0.1, read_after_ms=100, seed=seed)
     s = bus.summary
     assert s["publish_failures"] == len(bus.timeline.of_kind("publish.failed")) > 0
     assert s["diverged_orders"] > 0 and not s["rebuild_equals_incremental"]
     assert s["stale_reads"] > 0  # waiting does not help: the event never arrives
     assert s["diverged_after_rebuild"] == 0  # rebuilding from the store repairs it
-    fixed = labkit.run("cqrs", feed="store", read_after_ms=100, seed=seed).summary
+    fixed = labkit.run("cqrs", fix="project_from_store", read_after_ms=100, seed=seed).summary
     assert fixed["diverged_orders"] == 0 and fixed["stale_reads"] == 0
 
 
@@ -153,7 +153,7 @@ def test_lag_chart_follows_head_and_checkpoint():
     from labkit.viz import projection_lag
     from labkit.viz.event_sourcing import lag_series
 
-    r = labkit.run("cqrs", feed="bus", publish_failure_share=0.1, read_after_ms=100)
+    r = labkit.run("cqrs", fix="none", publish_failure_share=0.1, read_after_ms=100)
     series = lag_series(r)
     assert series[-1]["head"] == r.summary["events"]
     assert all(p["checkpoint"] <= p["head"] for p in series)
