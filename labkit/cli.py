@@ -34,6 +34,11 @@ KEY_PACKAGES = (
     "tenacity",
     "pyjwt",
     "trustme",
+    "nats-py",
+    "aio-pika",
+    "sqlite-utils",
+    "opentelemetry-sdk",
+    "prometheus-client",
     "plotly",
     "pandas",
     "streamlit",
@@ -137,8 +142,9 @@ def cmd_doctor(*, json_out: bool) -> int:
         print(json.dumps(report, indent=2))
         return 0
     print(f"python {report['python']}")
+    width = max(map(len, report["packages"]))
     for name, version in report["packages"].items():
-        print(f"  {name:<12} {version}")
+        print(f"  {name:<{width}} {version}")
     print(f"broker backend: {report['default_broker']} (set LABKIT_BROKER to change)")
     for b in brokers:
         print(f"  {b.line()}")
