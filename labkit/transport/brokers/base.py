@@ -27,6 +27,7 @@ same checks against each one.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -311,7 +312,8 @@ class Broker(ABC):
     async def replay_dead_letters(self, queue: str) -> int:
         """Move every dead letter of ``queue`` back into it; returns how many."""
 
-    @abstractmethod
+    timeline: Timeline
+
     async def request(
         self,
         subject: str,
@@ -326,6 +328,32 @@ class Broker(ABC):
         :class:`NoResponders` when nobody listens and :class:`RequestTimeout` when no answer
         comes within ``timeout_s``. Requests travel apart from published events: a queue bound
         to the same subject never sees them."""
+        check_request(subject, timeout_s)
+        rid = self._new_request_id()
+        record = self.timeline.record
+        record("requester", "request.sent", id=rid, subject=subject)
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await self._ask(subject, encode_body(body), dict(headers or {}), rid)
+        except NoResponders:
+            record("requester", "request.no_responders", id=rid, subject=subject)
+            raise NoResponders(f"no responder listens on {subject!r} ({self.name})") from None
+        except TimeoutError:
+            record("requester", "request.timed_out", id=rid, subject=subject)
+            raise RequestTimeout(
+                f"no reply on {subject!r} within {timeout_s:g} s (request {rid})"
+            ) from None
+        record("requester", "reply.received", id=rid, bytes=len(answer))
+        return Message(self._new_request_id(), f"_INBOX.{rid}", answer, {REQUEST_ID_HEADER: rid})
+
+    def _new_request_id(self) -> str:
+        return new_message_id()
+
+    @abstractmethod
+    async def _ask(self, subject: str, data: bytes, headers: dict[str, str], rid: str) -> bytes:
+        """The backend's half of :meth:`request`: hand the request to one responder and return
+        the body of its answer; raise :class:`NoResponders` when nobody listens. The wait is
+        bounded by the caller (a timeout cancels this)."""
 
     @abstractmethod
     async def respond(self, pattern: str, responder: Responder) -> Subscription:

@@ -33,7 +33,6 @@ from labkit.core.clock import Clock, ManualClock
 from labkit.core.errors import BadParameter, UnknownName
 from labkit.core.timeline import Timeline
 from labkit.transport.brokers.base import (
-    REQUEST_ID_HEADER,
     Broker,
     Consumer,
     DeadLetter,
@@ -43,11 +42,9 @@ from labkit.transport.brokers.base import (
     Message,
     NoResponders,
     QueueSpec,
-    RequestTimeout,
     Responder,
     Subscription,
     check_history_request,
-    check_request,
     check_subject,
     encode_body,
     subject_matches,
@@ -372,50 +369,23 @@ class MemoryBroker(Broker):
         self._responders.append(answering)
         return answering
 
-    async def request(
-        self,
-        subject: str,
-        body: bytes | str | Mapping[str, Any] | list[Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = 2.0,
-    ) -> Message:
-        check_request(subject, timeout_s)
-        message = Message(
-            f"r{next(self._message_ids)}", subject, encode_body(body), dict(headers or {})
-        )
+    def _new_request_id(self) -> str:
+        return f"r{next(self._message_ids)}"  # deterministic: same seed, same run
+
+    async def _ask(self, subject: str, data: bytes, headers: dict[str, str], rid: str) -> bytes:
         listening = [r for r in self._responders if subject_matches(r.pattern, subject)]
-        self._record("requester", "request.sent", id=message.id, subject=subject)
         if not listening:
-            self._record("requester", "request.no_responders", id=message.id, subject=subject)
-            raise NoResponders(f"no responder listens on {subject!r}")
+            raise NoResponders(subject)
         chosen = listening[self._next_responder % len(listening)]  # they share the work
         self._next_responder += 1
         try:
-            async with asyncio.timeout(timeout_s):
-                try:
-                    answer = await chosen.responder(message)
-                except Exception as exc:  # a failed responder sends nothing back
-                    self._record(
-                        "responder",
-                        "responder.error",
-                        id=message.id,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
-                    await asyncio.get_running_loop().create_future()  # until the timeout
-        except TimeoutError:
-            self._record("requester", "request.timed_out", id=message.id, subject=subject)
-            raise RequestTimeout(
-                f"no reply on {subject!r} within {timeout_s:g} s (request {message.id})"
-            ) from None
-        reply = Message(
-            f"r{next(self._message_ids)}",
-            f"_INBOX.{message.id}",
-            encode_body(answer),
-            {REQUEST_ID_HEADER: message.id},
-        )
-        self._record("requester", "reply.received", id=message.id, bytes=len(reply.body))
-        return reply
+            return encode_body(await chosen.responder(Message(rid, subject, data, headers)))
+        except Exception as exc:  # a failed responder sends nothing back
+            self._record(
+                "responder", "responder.error", id=rid, error=f"{type(exc).__name__}: {exc}"
+            )
+            await asyncio.get_running_loop().create_future()  # until the caller's timeout
+            raise  # (never reached)
 
     async def depth(self, queue: str) -> int:
         return len(self._queue(queue).ready)

@@ -126,7 +126,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, S
 
 from labkit.core.errors import BadParameter, UnknownName
 from labkit.transport.brokers.base import (
-    REQUEST_ID_HEADER,
     BrokerUnavailable,
     Consumer,
     DeadLetter,
@@ -136,11 +135,9 @@ from labkit.transport.brokers.base import (
     NetworkBroker,
     NoResponders,
     QueueSpec,
-    RequestTimeout,
     Responder,
     Subscription,
     check_history_request,
-    check_request,
     check_subject,
     encode_body,
     new_message_id,
@@ -531,37 +528,21 @@ class NatsBroker(NetworkBroker):
         self._subscriptions.add(answering)
         return answering
 
-    async def request(
-        self,
-        subject: str,
-        body: bytes | str | Mapping[str, Any] | list[Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = 2.0,
-    ) -> Message:
-        check_request(subject, timeout_s)
-        mid = new_message_id()
-        self._record("requester", "request.sent", id=mid, subject=subject)
+    async def _ask(self, subject: str, data: bytes, headers: dict[str, str], rid: str) -> bytes:
         try:
             msg = await self._conn().request(
                 self._rpc(subject),
-                encode_body(body),
-                timeout=timeout_s,
-                headers={**(headers or {}), ID_HEADER: mid},
+                data,
+                timeout=REQUEST_TIMEOUT_S * 60,  # the caller's own timeout ends the wait first
+                headers={**headers, ID_HEADER: rid},
             )
         except nats.errors.NoRespondersError:
-            self._record("requester", "request.no_responders", id=mid, subject=subject)
-            raise NoResponders(f"no responder listens on {subject!r} (NATS)") from None
+            raise NoResponders(subject) from None
         except nats.errors.TimeoutError:
-            self._record("requester", "request.timed_out", id=mid, subject=subject)
-            raise RequestTimeout(
-                f"no reply on {subject!r} within {timeout_s:g} s (request {mid})"
-            ) from None
+            raise TimeoutError from None
         except _GONE as exc:
             raise self._unavailable("did not carry the request", exc) from None
-        reply = Message(new_message_id(), msg.subject, msg.data, {REQUEST_ID_HEADER: mid})
-        self._record("requester", "reply.received", id=mid, bytes=len(reply.body))
-        return reply
+        return msg.data
 
     async def depth(self, queue: str) -> int:
         spec = await self._spec(queue)

@@ -512,15 +512,8 @@ class RabbitBroker(NetworkBroker):
     async def respond(self, pattern: str, responder: Responder) -> Subscription:
         return await self._rpc.respond(pattern, responder)
 
-    async def request(
-        self,
-        subject: str,
-        body: bytes | str | Mapping[str, Any] | list[Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = 2.0,
-    ) -> Message:
-        return await self._rpc.request(subject, body, headers=headers, timeout_s=timeout_s)
+    async def _ask(self, subject: str, data: bytes, headers: dict[str, str], rid: str) -> bytes:
+        return await self._rpc.ask(subject, data, headers, rid)
 
     async def depth(self, queue: str) -> int:
         await self._resolve(queue)

@@ -19,21 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractQueue
 
 from labkit.transport.brokers.base import (
-    REQUEST_ID_HEADER,
     Message,
     NoResponders,
-    RequestTimeout,
     Responder,
     Subscription,
-    check_request,
     check_subject,
     encode_body,
     new_message_id,
@@ -127,25 +123,14 @@ class RabbitRpc:
         self.responders.append(answering)
         return answering
 
-    async def request(
-        self,
-        subject: str,
-        body: bytes | str | Mapping[str, Any] | list[Any],
-        *,
-        headers: Mapping[str, str] | None = None,
-        timeout_s: float = 2.0,
-    ) -> Message:
-        check_request(subject, timeout_s)
+    async def ask(self, subject: str, data: bytes, headers: dict[str, str], rid: str) -> bytes:
         exchange, callback = await self._ready()
-        mid = new_message_id()
-        record = self.broker._record
-        record("requester", "request.sent", id=mid, subject=subject)
         waiter: asyncio.Future[AbstractIncomingMessage] = asyncio.get_running_loop().create_future()
-        self.waiting[mid] = waiter
+        self.waiting[rid] = waiter
         outgoing = aio_pika.Message(
-            encode_body(body),
-            message_id=mid,
-            correlation_id=mid,
+            data,
+            message_id=rid,
+            correlation_id=rid,
             reply_to=callback.name,
             headers=dict(headers) if headers else None,
         )
@@ -153,21 +138,10 @@ class RabbitRpc:
             try:
                 await exchange.publish(outgoing, routing_key=subject, mandatory=True)
             except aiormq.exceptions.PublishError:
-                record("requester", "request.no_responders", id=mid, subject=subject)
-                raise NoResponders(f"no responder listens on {subject!r} (RabbitMQ)") from None
-            try:
-                async with asyncio.timeout(timeout_s):
-                    incoming = await waiter
-            except TimeoutError:
-                record("requester", "request.timed_out", id=mid, subject=subject)
-                raise RequestTimeout(
-                    f"no reply on {subject!r} within {timeout_s:g} s (request {mid})"
-                ) from None
+                raise NoResponders(subject) from None
+            return (await waiter).body
         finally:
-            self.waiting.pop(mid, None)
-        reply = Message(new_message_id(), callback.name, incoming.body, {REQUEST_ID_HEADER: mid})
-        record("requester", "reply.received", id=mid, bytes=len(reply.body))
-        return reply
+            self.waiting.pop(rid, None)
 
     async def close(self) -> None:
         for answering in list(self.responders):
