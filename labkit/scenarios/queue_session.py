@@ -169,7 +169,7 @@ class QueueSession:
         return self._run(lambda: self.broker.depth(QUEUE))
 
     def summary(self) -> dict[str, Any]:
-        in_flight = len(self.broker._queues[QUEUE].in_flight)
+        in_flight = self.broker.in_flight(QUEUE)
         letters = self.dead_letters()
         return {
             **message_accounting(self.timeline, still_queued=self.depth() + in_flight),

@@ -195,6 +195,10 @@ class MemoryBroker(Broker):
     async def depth(self, queue: str) -> int:
         return len(self._queue(queue).ready)
 
+    def in_flight(self, queue: str) -> int:
+        """Deliveries of ``queue`` handed to consumers and not settled yet."""
+        return len(self._queue(queue).in_flight)
+
     async def dead_letters(self, queue: str) -> list[DeadLetter]:
         return list(self._queue(queue).dlq)
 
