@@ -72,7 +72,7 @@ def routing() -> None:
             st.info(note, icon=":material/info:")
     with results:
         knobs = st.columns(3)
-        controls.widget(PATTERN, "canary_weight", label="Canary weight (% to v2)",
+        controls.widget(PATTERN, "canary_weight", label="Canary: % to v2 (-1: as in the YAML)",
                         container=knobs[0])  # fmt: skip
         controls.widget(PATTERN, "beta_share", label="Share of beta testers", container=knobs[1])
         controls.widget(PATTERN, "requests", ui_max=5000, container=knobs[2])
