@@ -50,7 +50,7 @@ BLURBS = {
     "app_pages/04_circuit_breaker.py": "take the service down and watch the breaker open and probe",
     "app_pages/09_resilience.py": "deadlines, retry storms and jitter, fallbacks, bulkheads",
     "app_pages/05_message_queue.py": "poison messages, crashed consumers, the DLQ and its replay",
-    "app_pages/06_pubsub.py": "fan-out, an offline subscriber, the outbox vs the dual write",
+    "app_pages/06_pubsub.py": "fan-out, an offline subscriber, the outbox, request-reply",
     "app_pages/07_event_sourcing.py": "commands, the event log, time travel, two writers",
     "app_pages/08_cqrs.py": "the read side beside the write side: lag, crash, rebuild",
     "app_pages/10_service_discovery.py": "a registry with health checks, services[0] and its fix",

@@ -13,7 +13,7 @@ from labkit.viz.figures import (
 )
 from labkit.viz.frames import calls_frame
 from labkit.viz.mesh import ejection_timeline, health_timeline, lb_comparison, subset_traffic
-from labkit.viz.messaging import message_fate, queue_depth
+from labkit.viz.messaging import fanout_receipts, message_fate, queue_depth
 from labkit.viz.resilience import breaker_timeline, retry_storm
 from labkit.viz.security import compatibility, gallery_matrix, handshakes
 from labkit.viz.tracing import histogram_vs_exact, trace_waterfall
@@ -25,6 +25,7 @@ __all__ = [
     "compatibility",
     "ejection_timeline",
     "event_log",
+    "fanout_receipts",
     "gallery_matrix",
     "handshakes",
     "health_timeline",

@@ -170,3 +170,37 @@ def message_fate(result: Result) -> go.Figure:
         **LAYOUT,
     )
     return fig
+
+
+def fanout_receipts(result: Result, title: str | None = None) -> go.Figure:
+    """A pub/sub run as dots: one per event published and one per event each subscriber
+    handled, with the time the notification service was offline shaded. Missed events show
+    as a gap in its row; a durable queue's catch-up as a column of dots when it returns."""
+    import plotly.graph_objects as go
+
+    rows = {
+        "payment service: published": [r.t for r in result.timeline.of_kind("message.published")]
+    }
+    for r in result.timeline.of_kind("event.handled"):
+        rows.setdefault(f"{r.actor}: handled", []).append(r.t)
+    fig = go.Figure(
+        [go.Scatter(x=ts, y=[who] * len(ts), mode="markers", name=who) for who, ts in rows.items()]
+    )
+    p = result.params
+    fig.add_vrect(
+        x0=p["offline_from_s"],
+        x1=p["offline_to_s"],
+        fillcolor="#9e9e9e",
+        opacity=0.2,
+        line_width=0,
+        annotation_text="notification service offline",
+    )
+    fig.update_yaxes(range=[-0.5, len(rows) - 0.2])  # room above the top row for the label
+    return fig.update_layout(
+        title=title or f"{p['delivery']} delivery: who handled what, when",
+        template="plotly_white",
+        height=300,
+        showlegend=False,
+        xaxis_title="t (s)",
+        margin={"l": 10, "r": 10, "t": 50, "b": 40},
+    )

@@ -4,11 +4,10 @@ order and publishing its event (dual write vs outbox)."""
 
 from typing import Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
 from labkit import LabError, Result
-from labkit.viz import message_fate
+from labkit.viz import fanout_receipts, message_fate
 
 import controls
 
@@ -17,6 +16,7 @@ VIEW_KEY = "pubsub.view"
 RUN_ID_KEY = "pubsub.run_id"
 SEED_KEY = "outbox.seed"
 FANOUT, OUTBOX = "Fan-out and an offline subscriber", "Outbox vs the dual write"
+REQUEST_REPLY = "Request-reply through the broker"
 SIDES = {
     "core": ("Core pub/sub", "receives only what is published while it is subscribed"),
     "durable": ("Durable queues", "one durable queue per service: events wait for it"),
@@ -89,36 +89,6 @@ if backend not in (None, "memory") and st.button(
 # --- tab 1: fan-out, core vs durable -------------------------------------------------------
 
 
-def receipts(result: Result, title: str) -> go.Figure:
-    """One dot per published event and per event each subscriber handled; offline time shaded."""
-    rows = {
-        "payment service: published": [r.t for r in result.timeline.of_kind("message.published")]
-    }
-    for r in result.timeline.of_kind("event.handled"):
-        rows.setdefault(f"{r.actor}: handled", []).append(r.t)
-    fig = go.Figure(
-        [go.Scatter(x=ts, y=[who] * len(ts), mode="markers", name=who) for who, ts in rows.items()]
-    )
-    p = result.params
-    fig.add_vrect(
-        x0=p["offline_from_s"],
-        x1=p["offline_to_s"],
-        fillcolor="#9e9e9e",
-        opacity=0.2,
-        line_width=0,
-        annotation_text="notification service offline",
-    )
-    fig.update_yaxes(range=[-0.5, len(rows) - 0.2])  # room above the top row for the label
-    return fig.update_layout(
-        title=title,
-        template="plotly_white",
-        height=300,
-        showlegend=False,
-        xaxis_title="t (s)",
-        margin={"l": 10, "r": 10, "t": 50, "b": 40},
-    )
-
-
 def fanout(backend: str) -> None:
     pattern = "pubsub"
     controls.init_state(pattern)
@@ -166,7 +136,7 @@ def fanout(backend: str) -> None:
             help="published while it was offline, delivered once it was back",
         )
         title = "what was published while away is gone" if value == "core" else "it catches up"
-        col.plotly_chart(receipts(result, f"{value}: {title}"), key=f"ps_{value}")
+        col.plotly_chart(fanout_receipts(result, f"{value}: {title}"), key=f"ps_{value}")
         show_command(col, pattern, {**params, "delivery": value}, backend)
 
 
@@ -244,8 +214,61 @@ def outbox(backend: str) -> None:
         )
 
 
-fan, box_tab = st.tabs([FANOUT, OUTBOX], key=VIEW_KEY, on_change="rerun")
-for tab, draw in ((fan, fanout), (box_tab, outbox)):
+def request_reply(backend: str) -> None:
+    pattern = "request_reply"
+    controls.init_state(pattern)
+    st.markdown(
+        "Publishing tells; a **request** asks. The client asks `users.lookup` and waits for one "
+        "answer; the copies of the user service listen as one group, so each request is "
+        "answered once. Take them all away, or make some lookups fail inside the service."
+    )
+    chosen = controls.preset_picker(pattern, "Or set the controls yourself…")
+    with st.container(border=True):
+        service, client = st.columns(2)
+        controls.widget(pattern, "responders", label="Copies of the user service",
+                        container=service)  # fmt: skip
+        controls.widget(pattern, "failing_share", label="Share of lookups that fail inside it",
+                        container=service)  # fmt: skip
+        controls.widget(pattern, "responder_latency_ms", label="One lookup (ms)", ui_max=500,
+                        container=service)  # fmt: skip
+        controls.widget(pattern, "requests", label="Lookups", ui_max=200, container=client)
+        controls.widget(pattern, "timeout_ms", label="Client timeout (ms)", ui_max=2000,
+                        container=client)  # fmt: skip
+    params = controls.values(pattern)
+    run_id = st.session_state.get(RUN_ID_KEY, 0)
+    with st.spinner(f"Asking through {backend}…"):
+        result = controls.run(pattern, params, backend=backend, run_id=run_id)
+    if result is None:
+        return
+    s = result.summary
+    m = st.columns(4)
+    m[0].metric("Answered", f"{s['answered']} / {s['requests']}")
+    m[1].metric("Timed out", s["timed_out"], help="a responder that fails sends nothing back")
+    m[2].metric("No responders", s["no_responders"], help="the broker says so at once")
+    m[3].metric("Slowest wait", controls.fmt_ms(s["latency_ms"]["max"]))
+    if s["answered_by"]:
+        st.markdown("**Who answered** (each request once, shared by the group)")
+        st.dataframe(
+            [{"responder": k, "requests answered": v} for k, v in s["answered_by"].items()],
+            hide_index=True,
+        )
+    if s["no_responders"]:
+        st.info(
+            "Nobody listens on `users.lookup`: every request failed at once, without waiting "
+            "for its timeout, so the client can fall back immediately.",
+            icon=":material/person_off:",
+        )
+    if s["timed_out"]:
+        st.warning(
+            f"{s['timed_out']} requests waited their whole timeout: a failed responder sends "
+            "no error back unless it is written to.",
+            icon=":material/hourglass_bottom:",
+        )
+    show_command(st, pattern, params, backend, preset=chosen)
+
+
+fan, box_tab, rr_tab = st.tabs([FANOUT, OUTBOX, REQUEST_REPLY], key=VIEW_KEY, on_change="rerun")
+for tab, draw in ((fan, fanout), (box_tab, outbox), (rr_tab, request_reply)):
     if tab.open:
         with tab:
             if backend is None:

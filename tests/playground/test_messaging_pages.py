@@ -275,3 +275,20 @@ def test_dual_write_loses_events_and_the_outbox_does_not(ps) -> None:
     box = side(ps, "Transactional outbox")
     assert int(box["Stock taken"]) > 100
     assert any("twice" in w.value for w in ps.warning)
+
+
+def test_request_reply_tab_answers_once_per_request_and_shows_no_responders(ps) -> None:
+    ps.session_state["pubsub.view"] = "Request-reply through the broker"
+    ps.run()
+    assert not ps.exception, ps.exception
+    m = metrics(ps)
+    assert m["Answered"] == "20 / 20" and m["Timed out"] == "0"
+    assert ps.dataframe[0].value.to_dict("records") == [
+        {"responder": "user-1", "requests answered": 10},
+        {"responder": "user-2", "requests answered": 10},
+    ]
+    ps.slider(key="request_reply.responders").set_value(0).run()
+    m = metrics(ps)
+    assert m["No responders"] == "20" and m["Answered"] == "0 / 20"
+    assert any("fall back immediately" in i.value for i in ps.info)
+    assert ps.code[-1].value == "labkit run request_reply --param responders=0"
