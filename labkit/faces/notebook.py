@@ -140,6 +140,19 @@ def _outputs_of(captured: CapturedIO) -> tuple[dict[str, Any], ...]:
     return tuple(outputs)
 
 
+def show_in(area: widgets.Output, *things: object) -> None:
+    """Replace what ``area`` shows with ``things`` (figures, tables, text), in one step.
+
+    Writing with ``with area:`` would print into the area from a widget callback, which
+    hangs nbmake; setting its outputs does not."""
+    from IPython.display import display
+
+    with capture_output() as captured:
+        for thing in things:
+            display(thing)
+    area.outputs = _outputs_of(captured)
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, Mapping):
         text = ", ".join(f"{k}: {_cell(v)}" for k, v in value.items())

@@ -170,3 +170,16 @@ def test_table_writes_rows_as_markdown_with_readable_numbers():
         "| **careful** | 0/20 | 250.0 | timeout: 20 |  |",
         "| **naive** | 20/20 | 0.92 |  | a \\| b |",
     ]
+
+
+def test_show_in_replaces_an_output_area_in_one_step():
+    import ipywidgets as widgets
+    from IPython.display import Markdown
+
+    from labkit.faces.notebook import show_in
+
+    area = widgets.Output()
+    show_in(area, Markdown("**first**"))
+    show_in(area, Markdown("second"), Markdown("third"))
+    shown = [o["data"]["text/markdown"] for o in area.outputs]
+    assert shown == ["second", "third"]  # replaced, not appended
