@@ -172,7 +172,7 @@ def test_table_writes_rows_as_markdown_with_readable_numbers():
     ]
 
 
-def test_show_in_replaces_an_output_area_in_one_step():
+def test_show_in_replaces_an_output_area_in_one_step(shell):
     import ipywidgets as widgets
     from IPython.display import Markdown
 
