@@ -219,6 +219,18 @@ class Delivery(ABC):
     def redelivered(self) -> bool:
         return self.delivery_count > 1
 
+    def _note(self, timeline: Timeline, consumer: str, what: str, **extra: Any) -> None:
+        """Record that this delivery was settled (``message.acked``, ``nacked`` or
+        ``rejected``), with the same fields on every backend: the accounting reads them."""
+        timeline.record(
+            consumer,
+            f"message.{what}",
+            id=self.message.id,
+            queue=self.queue,
+            delivery=self.delivery_count,
+            **extra,
+        )
+
     @abstractmethod
     async def ack(self) -> None: ...
 

@@ -84,26 +84,13 @@ class _MemoryDelivery(Delivery):
     async def ack(self) -> None:
         if self._settle("ack"):
             if self.broker.timeline.enabled:
-                self.broker._record(
-                    self.consumer.name,
-                    "message.acked",
-                    id=self.message.id,
-                    queue=self.queue,
-                    delivery=self.delivery_count,
-                )
+                self._note(self.broker.timeline, self.consumer.name, "acked")
             self.broker._dispatch(self._queue)
 
     async def nack(self, *, requeue: bool = True) -> None:
         if not self._settle("nack"):
             return
-        self.broker._record(
-            self.consumer.name,
-            "message.nacked",
-            id=self.message.id,
-            queue=self.queue,
-            requeue=requeue,
-            delivery=self.delivery_count,
-        )
+        self._note(self.broker.timeline, self.consumer.name, "nacked", requeue=requeue)
         if requeue:
             self._queue.ready.appendleft(self.entry)
         else:
@@ -112,13 +99,7 @@ class _MemoryDelivery(Delivery):
 
     async def reject(self, reason: str = "rejected") -> None:
         if self._settle("reject"):
-            self.broker._record(
-                self.consumer.name,
-                "message.rejected",
-                id=self.message.id,
-                queue=self.queue,
-                reason=reason,
-            )
+            self._note(self.broker.timeline, self.consumer.name, "rejected", reason=reason)
             self.broker._dead_letter(self._queue, self.entry, reason)
             self.broker._dispatch(self._queue)
 

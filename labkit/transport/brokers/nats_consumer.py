@@ -72,26 +72,13 @@ class _NatsDelivery(Delivery):
             await self.consumer.broker._guard(self.msg.ack(), "did not take an ack")
         finally:
             self.consumer._release(self)
-        self.consumer.broker._record(
-            self.consumer.name,
-            "message.acked",
-            id=self.message.id,
-            queue=self.queue,
-            delivery=self.delivery_count,
-        )
+        self._note(self.consumer.broker.timeline, self.consumer.name, "acked")
 
     async def nack(self, *, requeue: bool = True) -> None:
         if not self._settle("nack"):
             return
         broker = self.consumer.broker
-        broker._record(
-            self.consumer.name,
-            "message.nacked",
-            id=self.message.id,
-            queue=self.queue,
-            requeue=requeue,
-            delivery=self.delivery_count,
-        )
+        self._note(broker.timeline, self.consumer.name, "nacked", requeue=requeue)
         try:
             if requeue:
                 await broker._guard(self.msg.nak(), "did not take a nak")
@@ -103,13 +90,7 @@ class _NatsDelivery(Delivery):
     async def reject(self, reason: str = "rejected") -> None:
         if not self._settle("reject"):
             return
-        self.consumer.broker._record(
-            self.consumer.name,
-            "message.rejected",
-            id=self.message.id,
-            queue=self.queue,
-            reason=reason,
-        )
+        self._note(self.consumer.broker.timeline, self.consumer.name, "rejected", reason=reason)
         try:
             await self._dead_letter(reason)
         finally:

@@ -66,37 +66,18 @@ class _RabbitDelivery(Delivery):
         broker = self.consumer.broker
         if await self._settle("ack", self.incoming.ack):
             broker._forget(self.queue, self.message.id)
-            broker._record(
-                self.consumer.name,
-                "message.acked",
-                id=self.message.id,
-                queue=self.queue,
-                delivery=self.delivery_count,
-            )
+            self._note(broker.timeline, self.consumer.name, "acked")
 
     async def nack(self, *, requeue: bool = True) -> None:
         # basic.reject, not basic.nack: RabbitMQ 4.3+ counts only rejects towards the limit
         if await self._settle("nack", lambda: self.incoming.reject(requeue=requeue)):
-            self.consumer.broker._record(
-                self.consumer.name,
-                "message.nacked",
-                id=self.message.id,
-                queue=self.queue,
-                requeue=requeue,
-                delivery=self.delivery_count,
-            )
+            self._note(self.consumer.broker.timeline, self.consumer.name, "nacked", requeue=requeue)
             if not requeue:
                 self.consumer.broker._note_rejected(self, "rejected")
 
     async def reject(self, reason: str = "rejected") -> None:
         if await self._settle("reject", lambda: self.incoming.reject(requeue=False)):
-            self.consumer.broker._record(
-                self.consumer.name,
-                "message.rejected",
-                id=self.message.id,
-                queue=self.queue,
-                reason=reason,
-            )
+            self._note(self.consumer.broker.timeline, self.consumer.name, "rejected", reason=reason)
             self.consumer.broker._note_rejected(self, reason)
 
 
