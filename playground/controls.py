@@ -9,8 +9,8 @@ so a preset can set them all at once (see :func:`apply_params`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import streamlit as st
 
@@ -239,3 +239,28 @@ def preset_picker(pattern: str, placeholder: str) -> str | None:
     elif chosen in presets:
         st.info(presets[chosen].explain, icon=":material/lightbulb:")
     return chosen
+
+
+T = TypeVar("T")
+
+
+# --- state kept between clicks ----------------------------------------------------------------
+
+
+def held(key: str, make: Callable[[], T]) -> T:
+    """The object this browser session keeps under ``key`` (made by ``make`` on first use)."""
+    if key not in st.session_state:
+        st.session_state[key] = make()
+    return st.session_state[key]
+
+
+def note(key: str, kind: str, text: str) -> None:
+    """Leave a message for the next run of the page: ``kind`` is ``success``, ``info``,
+    ``warning`` or ``error``."""
+    st.session_state[key] = (kind, text)
+
+
+def show_note(key: str) -> None:
+    if key in st.session_state:
+        kind, text = st.session_state[key]
+        getattr(st, kind)(text)

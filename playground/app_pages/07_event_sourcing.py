@@ -31,13 +31,11 @@ st.markdown(
 
 
 def session() -> OrderSession:
-    if SESSION_KEY not in st.session_state:
-        st.session_state[SESSION_KEY] = OrderSession()
-    return st.session_state[SESSION_KEY]
+    return controls.held(SESSION_KEY, OrderSession)
 
 
 def note(kind: str, text: str) -> None:
-    st.session_state[NOTE_KEY] = (kind, text)
+    controls.note(NOTE_KEY, kind, text)
 
 
 def send(command: dict[str, Any]) -> None:
@@ -83,9 +81,7 @@ with st.form("es_command", border=True):
     if st.form_submit_button("Send command", icon=":material/send:"):
         send(fields)
 
-if NOTE_KEY in st.session_state:
-    kind_, text = st.session_state[NOTE_KEY]
-    (st.error if kind_ == "error" else st.success)(text)
+controls.show_note(NOTE_KEY)
 
 # --- the log -----------------------------------------------------------------------------------
 

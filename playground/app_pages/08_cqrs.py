@@ -24,13 +24,11 @@ st.markdown(
 
 
 def session() -> OrderSession:
-    if SESSION_KEY not in st.session_state:
-        st.session_state[SESSION_KEY] = OrderSession()
-    return st.session_state[SESSION_KEY]
+    return controls.held(SESSION_KEY, OrderSession)
 
 
 def note(kind: str, text: str) -> None:
-    st.session_state[NOTE_KEY] = (kind, text)
+    controls.note(NOTE_KEY, kind, text)
 
 
 def send() -> None:
@@ -77,9 +75,7 @@ buttons[2].button("Crash it mid-batch", on_click=crash, icon=":material/bolt:")
 buttons[3].button("Rebuild the read model", on_click=rebuild, icon=":material/autorenew:")
 buttons[4].button("Start again", on_click=reset, icon=":material/restart_alt:")
 st.number_input("Projection batch size", 2, 500, step=1, key=BATCH_KEY)
-if NOTE_KEY in st.session_state:
-    kind, text = st.session_state[NOTE_KEY]
-    getattr(st, kind)(text)
+controls.show_note(NOTE_KEY)
 
 write, read = st.columns(2)
 with write:
